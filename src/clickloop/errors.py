@@ -1,0 +1,112 @@
+"""One exception tree for clickloop.
+
+::
+
+    ClickloopError
+    ├── ConfigurationError      bad parameter, unknown id, missing optional dependency (also ValueError)
+    │   └── UnknownIdError      unknown strategy / domain / persona / judge / backend id
+    ├── ValidationError         an invalid value object (also ValueError)
+    ├── LLMError                anything a backend reports
+    │   ├── TransportError      server unreachable, connection reset      (retryable)
+    │   ├── RateLimitError      HTTP 429; carries ``retry_after`` seconds   (retryable)
+    │   ├── LLMTimeoutError     request took too long                      (retryable)
+    │   ├── BadResponseError    a response without the expected shape
+    │   ├── ContextTooLongError prompt does not fit the context window
+    │   └── ParseError          output that the strict parser rejects; carries ``raw``
+    ├── ModelError              embedded model missing, truncated or tampered
+    ├── StorageError            a run folder or cache that cannot be read or written
+    └── NotFoundError           a requested run, iteration or item does not exist
+
+The CLI maps every ``ClickloopError`` to a one-line message and exit code 2; a traceback means a bug.
+Only :class:`TransportError`, :class:`RateLimitError` and :class:`LLMTimeoutError` are retried by
+:class:`clickloop.llm.retrying.Retrying`.
+"""
+
+from __future__ import annotations
+
+
+class ClickloopError(Exception):
+    """Root of every error clickloop raises on purpose."""
+
+
+class ConfigurationError(ClickloopError, ValueError):
+    """A parameter, flag or config file value is invalid."""
+
+
+class UnknownIdError(ConfigurationError):
+    """An id that is not registered; the message lists the valid ones."""
+
+    def __init__(self, kind: str, received: str, valid: list[str] | tuple[str, ...], hint: str = "") -> None:
+        self.kind = kind
+        self.received = received
+        self.valid = list(valid)
+        message = f"unknown {kind} {received!r}; expected one of: {', '.join(self.valid)}"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+
+
+class ValidationError(ClickloopError, ValueError):
+    """A value object was built with invalid fields."""
+
+
+class LLMError(ClickloopError):
+    """Base of all errors raised by LLM backends."""
+
+    retryable: bool = False
+
+
+class TransportError(LLMError):
+    """The backend could not be reached."""
+
+    retryable = True
+
+
+class RateLimitError(LLMError):
+    """The backend asked us to slow down."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LLMTimeoutError(LLMError):
+    """The request exceeded its time budget."""
+
+    retryable = True
+
+
+class BadResponseError(LLMError):
+    """The backend answered, but not in the expected shape."""
+
+
+class ContextTooLongError(LLMError):
+    """The prompt does not fit in the model's context window."""
+
+
+class ParseError(LLMError):
+    """LLM output rejected by a strict parser (after the bounded retries)."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(f"{message}; raw output: {raw!r}")
+        self.raw = raw
+
+
+class ModelError(ClickloopError):
+    """The embedded model is missing, truncated or does not match its pinned hash."""
+
+
+class StorageError(ClickloopError):
+    """A run folder, cache or store cannot be read or written."""
+
+
+class NotFoundError(ClickloopError):
+    """A requested object does not exist."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`ValidationError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise ValidationError(message)
