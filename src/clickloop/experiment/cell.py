@@ -1,0 +1,146 @@
+"""One cell of the grid (population x strategy x topic x seed), run iteration by iteration, resumable.
+
+Iteration i: IP_0 comes from the initialisation prompt; IP_i (i >= 1) from ``strategy.step`` on IP_{i-1}
+and its observed CTRs. Each pool is scored (once per item and persona), ``n_sessions`` sessions are
+simulated, and ``iter-NNN.json`` is written atomically with the whole state, so a rerun continues
+after the last finished iteration with identical random streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clickloop.core.items import ItemStats
+from clickloop.core.personas import Population
+from clickloop.core.pool import Context, ContextState, add_items, observe
+from clickloop.experiment.files import read_json, state_from_json, state_to_json, write_json_atomic
+from clickloop.judges.base import ScoreBook
+from clickloop.llm.base import Accounting
+from clickloop.simulator.click_model import ClickModel, simulate
+from clickloop.strategies import Strategy
+from clickloop.strategies.writer import ItemWriter
+
+
+def slug(text: str) -> str:
+    """A readable, file-safe name: lower-case alphanumerics and dashes plus a short hash."""
+    base = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    base = "-".join(filter(None, base.split("-")))[:40]
+    return f"{base}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+
+
+def _stream(*parts: object) -> list[int]:
+    """Seed material for numpy from arbitrary labels (stable across runs and platforms)."""
+    return [int(hashlib.sha256(str(p).encode()).hexdigest()[:8], 16) for p in parts]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    population: Population
+    strategy: Strategy
+    topic: str
+    seed: int
+
+    @property
+    def path(self) -> Path:
+        return Path(slug(self.population.name)) / self.strategy.name / slug(self.topic) / f"seed-{self.seed}"
+
+
+@dataclass
+class CellDeps:
+    """What a cell needs from the outside world."""
+
+    domain_name: str
+    writer: ItemWriter
+    scores: ScoreBook
+    accounting: Accounting
+    click_model: ClickModel
+    n_sessions: int
+    pool_size: int
+
+
+def last_finished(cell_dir: Path) -> tuple[int, dict[str, Any] | None]:
+    """The highest i such that iter-000..iter-i all exist and parse; (-1, None) if none."""
+    last, data = -1, None
+    while True:
+        path = cell_dir / f"iter-{last + 1:03d}.json"
+        if not path.is_file():
+            return last, data
+        data, last = read_json(path), last + 1
+
+
+def run_cell(
+    spec: CellSpec,
+    deps: CellDeps,
+    cell_dir: Path,
+    iterations: int,
+    on_iteration: Callable[[], None] = lambda: None,
+) -> list[dict[str, Any]]:
+    """Run (or resume) one cell up to ``iterations``; returns every iteration record, IP_0 first."""
+    done, data = last_finished(cell_dir)
+    records = [read_json(cell_dir / f"iter-{i:03d}.json") for i in range(done)] + ([data] if data else [])
+    state: ContextState | None = state_from_json(data["state"]) if data else None
+    for record in records:
+        for row in record["pool"]:
+            for persona in spec.population.personas:
+                deps.scores.known(row["text"], persona, spec.topic, row["scores"][persona.name])
+        on_iteration()
+    context = Context(f"{deps.domain_name}:{spec.topic}", deps.domain_name, spec.topic)
+    for iteration in range(done + 1, iterations + 1):
+        started = time.perf_counter()
+        before = deps.accounting.snapshot()
+        if iteration == 0:
+            state = add_items(ContextState(context), deps.writer.initial_pool(context, deps.pool_size))
+        else:
+            assert state is not None
+            rng = np.random.default_rng(_stream(spec.seed, spec.population.name, spec.strategy.name, spec.topic, iteration))
+            state = spec.strategy.step(state, deps.writer, rng)
+        record = evaluate(spec, deps, state, iteration)
+        state = observe(state, {r["item_id"]: ItemStats(r["impressions"], r["clicks"]) for r in record["pool"]})
+        record["state"] = state_to_json(state)
+        record["llm"] = Accounting.delta(deps.accounting.snapshot(), before)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        write_json_atomic(cell_dir / f"iter-{iteration:03d}.json", record)
+        records.append(record)
+        on_iteration()
+    return records
+
+
+def evaluate(spec: CellSpec, deps: CellDeps, state: ContextState, iteration: int) -> dict[str, Any]:
+    """Score the live pool and simulate ``n_sessions`` sessions on it (Section 5)."""
+    personas = spec.population.personas
+    items = state.pool_items
+    scores = np.array([[deps.scores.score(i.text, p, spec.topic) for i in items] for p in personas])
+    # the click noise depends on population, topic, seed and iteration but not on the strategy:
+    # common random numbers make strategies comparable on the same pool
+    rng = np.random.default_rng(_stream("clicks", spec.seed, spec.population.name, spec.topic, iteration))
+    result = simulate(scores, deps.click_model, deps.n_sessions, rng)
+    pool = []
+    for k, item in enumerate(items):
+        row = item.to_json()
+        row.update(
+            scores={p.name: float(scores[j, k]) for j, p in enumerate(personas)},
+            mean_score=float(scores[:, k].mean()),
+            impressions=int(result.impressions[k]),
+            clicks=int(result.clicks[k]),
+            ctr=float(result.item_ctr[k]),
+        )
+        pool.append(row)
+    return {
+        "iteration": iteration,
+        "population": spec.population.name,
+        "strategy": spec.strategy.name,
+        "topic": spec.topic,
+        "seed": spec.seed,
+        "pool": pool,
+        "n_sessions": deps.n_sessions,
+        "sessions_with_click": result.sessions_with_click,
+        "pool_ctr": result.pool_ctr,
+        "mean_score": float(scores.mean()),
+    }

@@ -1,0 +1,152 @@
+"""The experiment runner: the grid of cells, concurrency, progress, the run folder and its summary.
+
+Run folder::
+
+    OUT/config.json                       resolved configuration and versions
+    OUT/cells/<population>/<strategy>/<topic>/seed-N/iter-NNN.json
+    OUT/cells/.../error.json              why a cell stopped (removed when it later succeeds)
+    OUT/summary.json                      per population and strategy: ctr, mean_score, avg/last CTR
+
+Rerunning the same command skips finished iterations and serves repeated LLM requests from the cache.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from clickloop.domains.loader import Domain, load_domain
+from clickloop.errors import ClickloopError, ConfigurationError
+from clickloop.experiment.cell import CellDeps, CellSpec, run_cell
+from clickloop.experiment.config import RESULT_FIELDS, ExperimentConfig
+from clickloop.experiment.files import read_json, write_json_atomic
+from clickloop.experiment.summary import summarize
+from clickloop.judges import make_judge
+from clickloop.judges.base import ScoreBook
+from clickloop.llm.base import Accounting, LLMBackend
+from clickloop.llm.cache import Accounted, Cached, ResponseCache
+from clickloop.llm.registry import make_backend
+from clickloop.simulator.click_model import ClickModel
+from clickloop.strategies import ItemConstraints, ItemWriter, make_strategy
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that can change a result."""
+    out = {"python": platform.python_version()}
+    for package in ("clickloop", "numpy", "xllamacpp", "openai", "pydantic"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class RunOutcome:
+    out: Path
+    summary: dict[str, Any]
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def plan_cells(config: ExperimentConfig, domain: Domain) -> list[CellSpec]:
+    """Every cell of the grid; builds strategies and populations, so bad ids fail here, before any LLM call."""
+    populations = [domain.population(spec) for spec in config.populations]
+    strategies = [make_strategy(name, **config.strategy_options.get(name, {})) for name in config.strategies]
+    return [
+        CellSpec(population, strategy, topic, seed)
+        for population in populations
+        for strategy in strategies
+        for topic in config.topics
+        for seed in config.seeds
+    ]
+
+
+def check_run_folder(out: Path, config: ExperimentConfig) -> None:
+    """Refuse to resume a folder whose finished iterations were made under other settings."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    previous = read_json(path).get("config", {})
+    changed = [k for k in RESULT_FIELDS if k in previous and previous[k] != getattr(config, k)]
+    if changed:
+        details = ", ".join(f"{k}: {previous[k]!r} -> {getattr(config, k)!r}" for k in changed)
+        raise ConfigurationError(
+            f"{out} holds a run made with other settings ({details}); use a new --out folder or the old settings"
+        )
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out: Path,
+    backend: LLMBackend | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunOutcome:
+    """Run (or resume) the grid into ``out``. ``backend`` overrides ``config.llm`` (tests pass a fake).
+
+    ``progress(done, total)`` is called after every finished iteration of any cell.
+    """
+    domain = load_domain(config.domain)
+    cells = plan_cells(config, domain)
+    click_model = ClickModel(config.temperature, config.rejection_score, config.k_shown)
+    click_model.check_pool_size(config.pool_size)
+    check_run_folder(out, config)
+    llm = backend or make_backend(config.llm, base_url=config.base_url)
+    if config.llm.startswith("openai"):
+        from clickloop.llm.retrying import Retrying
+
+        llm = Retrying(llm)
+    if not config.no_cache:
+        llm = Cached(llm, ResponseCache(config.resolved_cache_dir() / "llm-cache.sqlite"))
+    make_judge(config.judge, domain, llm, config.judge_mode, seed=0)  # validate the judge id up front
+    write_json_atomic(out / "config.json", {"config": config.model_dump(), "versions": versions()})
+
+    constraints = ItemConstraints(domain.max_words, banned_words=domain.banned_words)
+    total = len(cells) * (config.iterations + 1)
+    done = 0
+    lock = threading.Lock()
+    failures: list[dict[str, str]] = []
+
+    def tick() -> None:
+        nonlocal done
+        with lock:
+            done += 1
+            if progress:
+                progress(done, total)
+
+    def run_one(spec: CellSpec) -> None:
+        accounting = Accounting()
+        cell_llm = Accounted(llm, accounting)
+        judge = make_judge(config.judge, domain, cell_llm, config.judge_mode, seed=spec.seed)
+        writer = ItemWriter(domain, cell_llm, constraints, config.generator_temperature, config.max_attempts,
+                            seed=spec.seed)
+        deps = CellDeps(domain.name, writer, ScoreBook(judge), accounting, click_model, config.n_sessions,
+                        config.pool_size)
+        cell_dir = out / "cells" / spec.path
+        try:
+            run_cell(spec, deps, cell_dir, config.iterations, on_iteration=tick)
+            (cell_dir / "error.json").unlink(missing_ok=True)
+        except ClickloopError as exc:
+            failure = {"cell": str(spec.path), "error": f"{type(exc).__name__}: {exc}"}
+            write_json_atomic(cell_dir / "error.json", {**failure, "traceback": traceback.format_exc()})
+            with lock:
+                failures.append(failure)
+
+    workers = config.concurrency or max(1, llm.max_concurrency)
+    try:
+        if workers == 1:
+            for spec in cells:
+                run_one(spec)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(run_one, cells))
+    finally:
+        summary = summarize(out, cells, config, versions())
+        write_json_atomic(out / "summary.json", summary)
+    return RunOutcome(out, summary, failures)

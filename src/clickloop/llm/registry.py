@@ -1,0 +1,69 @@
+"""Backends chosen by id.
+
+=================================  ===========================================================
+id                                 backend
+=================================  ===========================================================
+``llamacpp``                       embedded default: Qwen2.5-Coder-1.5B-Instruct via xllamacpp
+``llamacpp:qwen2.5-coder-0.5b``    another embedded model (``clickloop models`` lists them)
+``llamacpp:/path/to/any.gguf``     any local GGUF file
+``openai:MODEL``                   any OpenAI-compatible server (base URL from ``--base-url`` or
+                                   ``OPENAI_BASE_URL``, key from ``OPENAI_API_KEY``)
+``scripted``                       canned questions and scores, for tests and docs only
+=================================  ===========================================================
+
+Third-party backends register a factory ``fn(rest: str, **options) -> LLMBackend`` in the
+``clickloop.backends`` entry-point group; ``myname:rest`` then calls it.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from clickloop.errors import ConfigurationError, UnknownIdError
+from clickloop.llm.base import LLMBackend
+from clickloop.llm.cache import Cached, ResponseCache
+
+DEFAULT_BACKEND = "llamacpp"
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b"
+BUILTIN_KINDS = ("llamacpp", "openai", "scripted")
+
+
+def _plugins() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group="clickloop.backends")}
+
+
+def make_backend(spec: str, *, base_url: str | None = None, n_threads: int = 2, n_parallel: int = 1) -> LLMBackend:
+    """Build (but do not start) the backend named by ``spec``."""
+    kind, _, rest = spec.partition(":")
+    if kind == "llamacpp":
+        from clickloop.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(model=rest or DEFAULT_LOCAL_MODEL, n_threads=n_threads, n_parallel=n_parallel)
+    if kind == "openai":
+        if not rest:
+            raise ConfigurationError("backend 'openai' needs a model name: openai:MODEL, e.g. openai:gpt-4o-mini")
+        from clickloop.llm.openai_compat import OpenAICompatible
+
+        return OpenAICompatible(model=rest, base_url=base_url)
+    if kind == "scripted":
+        from clickloop.llm.scripted import canned_backend
+
+        return canned_backend()
+    plugins = _plugins()
+    if kind in plugins:
+        factory = plugins[kind].load()  # type: ignore[attr-defined]
+        return factory(rest, base_url=base_url)  # type: ignore[no-any-return]
+    raise UnknownIdError(
+        "LLM backend",
+        spec,
+        ["llamacpp", "llamacpp:MODEL_ID", "llamacpp:/path/to/model.gguf", "openai:MODEL", "scripted", *sorted(plugins)],
+        "Local models need pip install -e '.[local]'; OpenAI-compatible servers need '.[openai]'.",
+    )
+
+
+def with_cache(backend: LLMBackend, cache_path: str | Path | None) -> LLMBackend:
+    """Wrap in the SQLite response cache unless ``cache_path`` is None."""
+    if cache_path is None:
+        return backend
+    return Cached(backend, ResponseCache(cache_path))

@@ -1,0 +1,115 @@
+"""The generator side of the loop: render a prompt, ask the LLM, parse, check, re-ask within a bound.
+
+A rejected answer (unparseable, or breaking an :class:`ItemConstraints` rule) is re-asked in the same
+conversation, telling the model what was wrong; after ``max_attempts`` answers the writer raises
+:class:`ParseError` carrying the last raw text. Nothing is added to a pool until an item passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clickloop.core.items import Item, ItemOrigin, ItemRecord, Provenance
+from clickloop.core.pool import Context
+from clickloop.domains.loader import Domain
+from clickloop.errors import ConfigurationError, ParseError
+from clickloop.llm.base import ChatRequest, LLMBackend, Message, user
+from clickloop.strategies.constraints import ItemConstraints
+from clickloop.strategies.parsing import parse_new_question, parse_question_list
+
+
+def render_history(records: Sequence[ItemRecord]) -> str:
+    """Question / CTR pairs in ascending CTR order, CTR as a one-decimal percentage (Figure 10)."""
+    ordered = sorted(records, key=lambda r: r.ctr)
+    return "\n".join(f"Question: {r.item.text}\nCTR: {100 * r.ctr:.1f}%" for r in ordered)
+
+
+def render_questions(records: Sequence[ItemRecord]) -> str:
+    """Questions without CTR (partial-ctr, explore, no-drop)."""
+    return "\n".join(f"Question: {r.item.text}" for r in records)
+
+
+@dataclass
+class ItemWriter:
+    """Writes items for one context with one LLM. ``temperature``: generation sampling temperature
+    (the paper does not state it); ``seed``: base seed of every generation request."""
+
+    domain: Domain
+    llm: LLMBackend
+    constraints: ItemConstraints
+    temperature: float = 0.8
+    max_attempts: int = 5
+    seed: int = 0
+    max_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts ({self.max_attempts}) must be >= 1")
+
+    def initial_pool(self, context: Context, n: int, iteration: int = 0) -> list[Item]:
+        """IP_0: ``n`` questions from the initialisation prompt (Figure 9), re-asked until ``n`` pass."""
+        template = self.domain.prompt("init")
+        accepted: list[str] = []
+        raw = ""
+        attempts = 0
+        while len(accepted) < n and attempts < self.max_attempts:
+            prompt = template.render(topic=context.topic, n=n, max_words=self.constraints.max_words)
+            answer = self.llm.complete(
+                ChatRequest(user(prompt), temperature=self.temperature, max_tokens=40 * n,
+                            seed=self.seed + attempts, sample_index=attempts)
+            )
+            attempts += 1
+            raw = answer.text
+            for question in parse_question_list(raw):
+                if len(accepted) < n and self.constraints.violation(question, accepted) is None:
+                    accepted.append(question)
+        if len(accepted) < n:
+            raise ParseError(
+                f"the initial pool for {context.topic!r} has only {len(accepted)} of {n} valid questions "
+                f"after {attempts} attempts",
+                raw,
+            )
+        provenance = Provenance(ItemOrigin.INITIAL, iteration, template.name, template.version, attempts=attempts)
+        return [Item.create(context.context_id, q, provenance) for q in accepted]
+
+    def write_one(
+        self,
+        context: Context,
+        prompt_name: str,
+        origin: ItemOrigin,
+        iteration: int,
+        existing: Sequence[str],
+        parents: Sequence[str] = (),
+        notes: dict[str, str] | None = None,
+        **values: object,
+    ) -> Item:
+        """One new item from an iterative prompt; ``existing``: texts it must not duplicate."""
+        template = self.domain.prompt(prompt_name)
+        prompt = template.render(topic=context.topic, max_words=self.constraints.max_words, **values)
+        messages: tuple[Message, ...] = user(prompt)
+        raw = ""
+        for attempt in range(self.max_attempts):
+            answer = self.llm.complete(
+                ChatRequest(messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                            seed=self.seed + 1000 * iteration + attempt, sample_index=attempt)
+            )
+            raw = answer.text
+            try:
+                question = parse_new_question(raw)
+                problem = self.constraints.violation(question, existing)
+            except ParseError:
+                problem = "it is not in the form 'New Question: <question>'"
+            if problem is None:
+                provenance = Provenance(
+                    origin, iteration, template.name, template.version, tuple(parents), attempt + 1,
+                    tuple(sorted((notes or {}).items())),
+                )
+                return Item.create(context.context_id, question, provenance)
+            messages = (
+                *messages[:1],
+                Message("assistant", raw),
+                Message("user", f"That answer was rejected because {problem}. Write a different question. "
+                        "Reply with a single line: New Question: <question>"),
+            )
+        raise ParseError(f"no valid {origin.value} question after {self.max_attempts} attempts", raw)
