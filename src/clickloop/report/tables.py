@@ -221,7 +221,7 @@ def _best_per_kind(cells: Sequence[Cell]) -> tuple[float | None, float | None]:
     """Best rounded Avg and best rounded Last of a row; rounding first makes shown ties bold together."""
     best: list[float | None] = []
     for kind in (0, 1):
-        values = [_rounded(cell[kind]) for cell in cells if cell[kind] is not None]
+        values = [round(100 * value, 1) for value in (cell[kind] for cell in cells) if value is not None]
         best.append(max(values) if values else None)
     return best[0], best[1]
 

@@ -1,0 +1,165 @@
+import json
+
+import pytest
+
+from clickloop.errors import BadResponseError, ConfigurationError, StorageError, UnknownIdError
+from clickloop.experiment.cell import last_finished
+from clickloop.experiment.config import build_config
+from clickloop.experiment.runner import run_experiment
+from clickloop.llm.scripted import ScriptedLLM, canned_backend, canned_responder
+
+GRID = dict(
+    topics=["Cookware Sets", "Spray Bottles"],
+    populations=["Quality", "3 Preference"],
+    strategies=["no-drop", "random-ctr", "partial-ctr", "full-ctr", "explore-exploit"],
+    iterations=3,
+    n_sessions=2000,
+    no_cache=True,
+)
+
+
+def config(**overrides):
+    return build_config({**GRID, **overrides})
+
+
+def iteration_files(out):
+    return sorted(p.relative_to(out).as_posix() for p in (out / "cells").rglob("iter-*.json"))
+
+
+def test_full_grid_writes_iterations_and_summary(tmp_path):
+    outcome = run_experiment(config(), tmp_path, backend=canned_backend())
+    assert outcome.failures == []
+    assert len(iteration_files(tmp_path)) == 2 * 5 * 2 * 4
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["n_sessions"] == 2000 and "numpy" in summary["versions"]
+    for population in ("Quality", "3 Preference"):
+        for strategy in GRID["strategies"]:
+            entry = summary["results"][population][strategy]
+            assert len(entry["ctr"]) == len(entry["mean_score"]) == 4 and entry["complete"]
+            assert entry["last_ctr"] == entry["ctr"][-1]
+            assert entry["avg_ctr"] == pytest.approx(sum(entry["ctr"][1:]) / 3)
+            assert entry["sessions"] == [4000] * 4
+            assert entry["llm"]["generator"]["calls"] >= 3 * 2
+    no_drop = json.loads(next((tmp_path / "cells").rglob("no-drop/*/seed-1/iter-003.json")).read_text())
+    assert len(no_drop["pool"]) == 8
+    record = json.loads(next((tmp_path / "cells").rglob("explore-exploit/*/seed-1/iter-002.json")).read_text())
+    assert {"scores", "impressions", "clicks", "ctr", "provenance"} <= set(record["pool"][0])
+    assert record["llm"]["generator"]["calls"] >= 2
+    assert (tmp_path / "config.json").is_file()
+
+
+def test_same_initial_pool_and_clicks_for_every_strategy(tmp_path):
+    run_experiment(config(populations=["Quality"]), tmp_path, backend=canned_backend())
+    firsts = {
+        json.dumps([r["clicks"] for r in json.loads(p.read_text())["pool"]])
+        for p in (tmp_path / "cells").rglob("iter-000.json")
+        if "cookware" in p.as_posix()
+    }
+    assert len(firsts) == 1
+
+
+class FlakyAfter:
+    """Canned answers, then an error from call ``fail_at`` on (a crash mid-run)."""
+
+    def __init__(self, fail_at):
+        self.inner = canned_backend()
+        self.calls = 0
+        self.fail_at = fail_at
+        self.backend_id, self.supports_logprobs, self.max_concurrency = "scripted", False, 1
+
+    def start(self):
+        pass
+
+    def close(self):
+        pass
+
+    def complete(self, request):
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise BadResponseError("server went away")
+        return self.inner.complete(request)
+
+
+def test_crash_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
+    small = config(populations=["Quality"], strategies=["explore-exploit"], topics=["Cookware Sets"], iterations=4)
+    outcome = run_experiment(small, tmp_path / "a", backend=FlakyAfter(fail_at=12))
+    assert len(outcome.failures) == 1 and "server went away" in outcome.failures[0]["error"]
+    partial = iteration_files(tmp_path / "a")
+    assert 0 < len(partial) < 5
+    assert list((tmp_path / "a" / "cells").rglob("error.json"))
+    assert not list((tmp_path / "a" / "cells").rglob("*.tmp"))
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["results"]["Quality"]["explore-exploit"]["complete"] is False
+
+    resumed_llm = ScriptedLLM(canned_responder)
+    outcome = run_experiment(small, tmp_path / "a", backend=resumed_llm)
+    assert outcome.failures == [] and not list((tmp_path / "a" / "cells").rglob("error.json"))
+    run_experiment(small, tmp_path / "b", backend=canned_backend())
+    a = json.loads((tmp_path / "a" / "summary.json").read_text())["results"]["Quality"]["explore-exploit"]
+    b = json.loads((tmp_path / "b" / "summary.json").read_text())["results"]["Quality"]["explore-exploit"]
+    assert a["ctr"] == b["ctr"] and a["mean_score"] == b["mean_score"]
+
+
+def test_rerun_skips_finished_work_and_extends(tmp_path):
+    small = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=2)
+    run_experiment(small, tmp_path, backend=canned_backend())
+    first = (tmp_path / "cells").rglob("iter-001.json").__next__()
+    stamp = first.stat().st_mtime_ns
+    idle = ScriptedLLM([])
+    run_experiment(small, tmp_path, backend=idle)
+    assert idle.requests == []
+    longer = small.model_copy(update={"iterations": 4})
+    run_experiment(longer, tmp_path, backend=canned_backend())
+    assert first.stat().st_mtime_ns == stamp
+    assert len(iteration_files(tmp_path)) == 5
+
+
+def test_response_cache_serves_a_second_run(tmp_path):
+    cached = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=2,
+                    no_cache=False, cache_dir=str(tmp_path / "cache"))
+    run_experiment(cached, tmp_path / "one", backend=canned_backend())
+    second = canned_backend()
+    run_experiment(cached, tmp_path / "two", backend=second)
+    assert second.requests == []
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    usage = summary["results"]["Quality"]["full-ctr"]["llm"]["generator"]
+    assert usage["calls"] == usage["cache_hits"] > 0
+
+
+def test_changed_settings_are_refused_in_an_old_folder(tmp_path):
+    small = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=1)
+    run_experiment(small, tmp_path, backend=canned_backend())
+    with pytest.raises(ConfigurationError, match=r"n_sessions: 2000 -> 300"):
+        run_experiment(small.model_copy(update={"n_sessions": 300}), tmp_path, backend=canned_backend())
+
+
+def test_corrupt_iteration_file_is_reported(tmp_path):
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    (cell / "iter-000.json").write_text("{not json")
+    with pytest.raises(StorageError, match="delete it"):
+        last_finished(cell)
+    (cell / "iter-000.json").unlink()
+    (cell / ".iter-000.json.123.tmp").write_text("{}")
+    assert last_finished(cell) == (-1, None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        ({"temperature": 0}, ConfigurationError, "temperature"),
+        ({"k_shown": 6}, ConfigurationError, r"k_shown \(6\) must not exceed the pool size \(5\)"),
+        ({"n_sessions": 0}, ConfigurationError, "n_sessions"),
+        ({"seeds": []}, ConfigurationError, "seeds"),
+        ({"strategies": ["full-ctr", "greedy"]}, UnknownIdError, "explore-exploit"),
+        ({"populations": ["Qualty"]}, UnknownIdError, "Quality"),
+        ({"domain": "recipes"}, UnknownIdError, "ecommerce"),
+        ({"judge": "gpt"}, UnknownIdError, "length-words"),
+        ({"llm": "ollama:x"}, UnknownIdError, "openai:MODEL"),
+        ({"bogus": 1}, ConfigurationError, "bogus"),
+    ],
+)
+def test_bad_input_fails_before_any_llm_call(tmp_path, overrides, error, match):
+    llm = ScriptedLLM([])
+    with pytest.raises(error, match=match):
+        run_experiment(config(**overrides), tmp_path, backend=llm if "llm" not in overrides else None)
+    assert llm.requests == []

@@ -1,0 +1,166 @@
+import itertools
+import re
+
+import numpy as np
+import pytest
+
+from clickloop.core.items import ItemOrigin, ItemStats
+from clickloop.core.pool import Context, ContextState, add_items, observe
+from clickloop.domains import load_domain
+from clickloop.errors import ConfigurationError, ParseError, UnknownIdError
+from clickloop.llm.scripted import ScriptedLLM
+from clickloop.strategies import STRATEGIES, ItemConstraints, ItemWriter, make_strategy
+
+DOMAIN = load_domain("ecommerce")
+CTX = Context("ecommerce:Cookware Sets", "ecommerce", "Cookware Sets")
+INITIAL = [
+    "What materials are cookware sets made from?",
+    "How many pieces come in a cookware set?",
+    "Are nonstick cookware sets safe to use?",
+    "Do cookware sets work on induction hobs?",
+    "How should stainless cookware sets be cleaned?",
+]
+FRESH = (
+    f"New Question: {q}"
+    for q in itertools.cycle(
+        [
+            "Does copper cookware tarnish over time?",
+            "What thickness gives stainless steel pans even heating?",
+            "How long does enamel coating on cookware last?",
+            "Which handles on cookware stay cool while cooking?",
+            "Can cookware sets go in the dishwasher safely?",
+            "What warranty do cookware sets usually include?",
+        ]
+    )
+)
+
+
+def writer(answers):
+    llm = ScriptedLLM(answers)
+    rules = ItemConstraints(DOMAIN.max_words, banned_words=DOMAIN.banned_words)
+    return ItemWriter(DOMAIN, llm, rules, max_attempts=3), llm
+
+
+def observed_state():
+    """IP_0 with CTRs 0%, 2%, 4%, 6%, 8% in pool order."""
+    w, _ = writer(["\n".join(f"{k + 1}. {q}" for k, q in enumerate(INITIAL))])
+    state = add_items(ContextState(CTX), w.initial_pool(CTX, 5))
+    return observe(state, {i: ItemStats(100, 2 * k) for k, i in enumerate(state.pool)})
+
+
+def step(name, **options):
+    state = observed_state()
+    w, llm = writer(lambda request: next(FRESH))
+    after = make_strategy(name, **options).step(state, w, np.random.default_rng(0))
+    return state, after, llm
+
+
+def test_initial_pool_provenance():
+    state = observed_state()
+    assert [r.item.text for r in state.pool_records] == INITIAL
+    assert {r.item.provenance.origin for r in state.pool_records} == {ItemOrigin.INITIAL}
+    assert state.pool_records[0].item.provenance.template == "init"
+
+
+def test_full_ctr_drops_worst_and_shows_full_history_ascending():
+    before, after, llm = step("full-ctr")
+    assert len(after.pool) == 5 and after.iteration == 1
+    assert before.pool[0] not in after.pool
+    assert after.history[before.pool[0]].dropped_at == 0
+    new = after.history[after.pool[-1]].item
+    assert new.provenance.origin is ItemOrigin.FULL_CTR and new.provenance.iteration == 1
+    prompt = llm.requests[0].messages[0].content
+    ctrs = [float(x) for x in re.findall(r"CTR: (\d+\.\d)%", prompt)]
+    assert ctrs == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert all(q in prompt for q in INITIAL)
+
+
+def test_full_ctr_prompt_includes_dropped_items_next_time():
+    _, after, _ = step("full-ctr")
+    after = observe(after, {i: ItemStats(100, 5) for i in after.pool})
+    w, llm = writer(lambda request: next(FRESH))
+    make_strategy("full-ctr").step(after, w, np.random.default_rng(0))
+    assert INITIAL[0] in llm.requests[0].messages[0].content
+
+
+def test_partial_ctr_hides_ctr_but_uses_it_to_drop():
+    before, after, llm = step("partial-ctr")
+    assert before.pool[0] not in after.pool
+    assert "CTR" not in llm.requests[0].messages[0].content.split("Below are earlier questions.")[1]
+
+
+def test_random_ctr_uses_random_values_in_range():
+    before, after, llm = step("random-ctr")
+    values = [float(x) for x in re.findall(r"CTR: (\d+\.\d)%", llm.requests[0].messages[0].content)]
+    assert len(values) == 5 and all(0 <= v <= 15 for v in values)
+    assert values != [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert len(after.pool) == 5
+
+
+def test_no_drop_grows_the_pool():
+    _, after, llm = step("no-drop")
+    assert len(after.pool) == 6
+    assert "CTR" not in llm.requests[0].messages[0].content.split("Below are earlier questions.")[1]
+
+
+def test_explore_exploit_bookkeeping_and_prompts():
+    before, after, llm = step("explore-exploit")
+    assert len(after.pool) == 5
+    assert before.pool[0] not in after.pool and before.pool[1] not in after.pool
+    new = [after.history[i].item for i in after.pool if i not in before.pool]
+    assert [i.provenance.origin for i in new] == [ItemOrigin.EXPLORE, ItemOrigin.EXPLOIT]
+    exploit = new[1].provenance
+    assert dict(exploit.notes)["best_item"] == before.pool[4] == exploit.parents[0]
+    explore_prompt, exploit_prompt = (r.messages[0].content for r in llm.requests)
+    assert "CTR" not in explore_prompt.split("Below are earlier questions.")[1]
+    assert "CTR: 8.0%" in exploit_prompt and "highest CTR" in exploit_prompt
+
+
+def test_explore_exploit_counts_are_fields():
+    before, after, llm = step("explore-exploit", n_explore=0, n_exploit=1, n_drop=1)
+    assert len(after.pool) == 5 and len(llm.requests) == 1
+
+
+def test_writer_reasks_with_the_reason_then_accepts():
+    state = observed_state()
+    answers = ["New Question: Which cookware set is the best?", "blah", "New Question: Does copper cookware tarnish over time?"]
+    w, llm = writer(answers)
+    after = make_strategy("full-ctr").step(state, w, np.random.default_rng(0))
+    assert after.history[after.pool[-1]].item.provenance.attempts == 3
+    assert "forbidden word" in llm.requests[1].messages[-1].content
+    assert llm.requests[1].messages[1].content == answers[0]
+    assert len({r.seed for r in llm.requests}) == 3
+
+
+def test_writer_gives_up_with_raw_text_and_state_is_untouched():
+    state = observed_state()
+    w, _ = writer(["New Question: " + INITIAL[0]] * 3)
+    with pytest.raises(ParseError, match="too similar|no valid") as info:
+        make_strategy("full-ctr").step(state, w, np.random.default_rng(0))
+    assert INITIAL[0] in info.value.raw
+    assert len(state.pool) == 5 and len(state.history) == 5
+
+
+def test_initial_pool_reasks_until_enough_valid():
+    w, llm = writer(["1. What is the best pan?\n2. " + INITIAL[0], "\n".join(INITIAL)])
+    items = w.initial_pool(CTX, 5)
+    assert [i.text for i in items] == INITIAL[:1] + INITIAL[1:]
+    assert len(llm.requests) == 2 and llm.requests[0].seed != llm.requests[1].seed
+
+
+def test_initial_pool_fails_after_bound():
+    w, _ = writer(["1. Pans?"] * 3)
+    with pytest.raises(ParseError, match="only 0 of 5"):
+        w.initial_pool(CTX, 5)
+
+
+def test_registry_rejects_unknown_names_and_options():
+    assert set(STRATEGIES) == {"no-drop", "random-ctr", "partial-ctr", "full-ctr", "explore-exploit"}
+    with pytest.raises(UnknownIdError, match="explore-exploit"):
+        make_strategy("greedy")
+    with pytest.raises(ConfigurationError, match="no option"):
+        make_strategy("full-ctr", n_explore=2)
+    with pytest.raises(ConfigurationError, match="n_drop"):
+        make_strategy("full-ctr", n_drop=0)
+    with pytest.raises(ConfigurationError, match="low"):
+        make_strategy("random-ctr", low=0.5, high=0.1)
