@@ -102,33 +102,77 @@ def config_from_cli(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any
 def experiment_options(fn: Any) -> Any:
     """The flags shared by ``simulate`` and ``demo``."""
     options = [
-        click.option("--config", type=click.Path(dir_okay=False), help="JSON or TOML file with ExperimentConfig fields."),
-        click.option("--domain", default="ecommerce", show_default=True, help="ecommerce, wikipedia or a domain JSON file."),
-        click.option("--topics", default="Cookware Sets", show_default=True,
-                     help="Comma list (';' if names hold commas), 'all' or 'first:N'."),
-        click.option("--population", multiple=True, default=("Quality",), show_default=True,
-                     help="Comma list of personas, or a named population ('3 Preference'); repeat for several."),
-        click.option("--strategies", default="full-ctr,explore-exploit", show_default=True,
-                     help="Comma list of: no-drop, random-ctr, partial-ctr, full-ctr, explore-exploit."),
+        click.option(
+            "--config", type=click.Path(dir_okay=False), help="JSON or TOML file with ExperimentConfig fields."
+        ),
+        click.option(
+            "--domain", default="ecommerce", show_default=True, help="ecommerce, wikipedia or a domain JSON file."
+        ),
+        click.option(
+            "--topics",
+            default="Cookware Sets",
+            show_default=True,
+            help="Comma list (';' if names hold commas), 'all' or 'first:N'.",
+        ),
+        click.option(
+            "--population",
+            multiple=True,
+            default=("Quality",),
+            show_default=True,
+            help="Comma list of personas, or a named population ('3 Preference'); repeat for several.",
+        ),
+        click.option(
+            "--strategies",
+            default="full-ctr,explore-exploit",
+            show_default=True,
+            help="Comma list of: no-drop, random-ctr, partial-ctr, full-ctr, explore-exploit.",
+        ),
         click.option("--iterations", type=int, default=15, show_default=True, help="Iterations I after IP_0."),
-        click.option("--sessions", type=int, default=5000, show_default=True, help="S: simulated sessions per iteration."),
+        click.option(
+            "--sessions", type=int, default=5000, show_default=True, help="S: simulated sessions per iteration."
+        ),
         click.option("--k-shown", type=int, default=3, show_default=True, help="K: items shown per session."),
-        click.option("--temperature", type=float, default=1.5, show_default=True, help="T of the click softmax (Eq. 1)."),
-        click.option("--rejection-score", type=float, default=11.0, show_default=True, help="RS: no-click logit (Eq. 1)."),
+        click.option(
+            "--temperature", type=float, default=1.5, show_default=True, help="T of the click softmax (Eq. 1)."
+        ),
+        click.option(
+            "--rejection-score", type=float, default=11.0, show_default=True, help="RS: no-click logit (Eq. 1)."
+        ),
         click.option("--pool-size", type=int, default=5, show_default=True, help="|IP|: items in the pool."),
         click.option("--seed", default="1", show_default=True, help="Seed, or comma list of seeds."),
-        click.option("--llm", envvar="CLICKLOOP_LLM", default="llamacpp", show_default=True,
-                     help="Backend id: llamacpp[:MODEL|:PATH.gguf], openai:MODEL (env CLICKLOOP_LLM)."),
+        click.option(
+            "--llm",
+            envvar="CLICKLOOP_LLM",
+            default="llamacpp",
+            show_default=True,
+            help="Backend id: llamacpp[:MODEL|:PATH.gguf], openai:MODEL (env CLICKLOOP_LLM).",
+        ),
         click.option("--base-url", envvar="OPENAI_BASE_URL", default=None, help="OpenAI-compatible server URL."),
-        click.option("--judge", default="llm", show_default=True, help="llm, length-words, length-chars or module:function."),
-        click.option("--judge-mode", default="auto", show_default=True, type=click.Choice(["auto", "logprobs", "parse"]),
-                     help="How the LLM judge reads its score."),
-        click.option("--generator-temperature", type=float, default=0.8, show_default=True,
-                     help="Sampling temperature for item generation."),
+        click.option(
+            "--judge", default="llm", show_default=True, help="llm, length-words, length-chars or module:function."
+        ),
+        click.option(
+            "--judge-mode",
+            default="auto",
+            show_default=True,
+            type=click.Choice(["auto", "logprobs", "parse"]),
+            help="How the LLM judge reads its score.",
+        ),
+        click.option(
+            "--generator-temperature",
+            type=float,
+            default=0.8,
+            show_default=True,
+            help="Sampling temperature for item generation.",
+        ),
         click.option("--max-attempts", type=int, default=5, show_default=True, help="Bound on re-asks per item."),
         click.option("--concurrency", type=int, default=0, help="Cells run at once (0: what the backend allows)."),
-        click.option("--cache-dir", envvar="CLICKLOOP_CACHE", default=None,
-                     help="Models and LLM response cache (env CLICKLOOP_CACHE; default ~/.cache/clickloop)."),
+        click.option(
+            "--cache-dir",
+            envvar="CLICKLOOP_CACHE",
+            default=None,
+            help="Models and LLM response cache (env CLICKLOOP_CACHE; default ~/.cache/clickloop).",
+        ),
         click.option("--no-cache", is_flag=True, default=False, help="Do not read or write the LLM response cache."),
     ]
     for option in reversed(options):
@@ -234,7 +278,7 @@ def report(run_dir: str) -> None:
 @click.option("--temperature", type=float, default=1.5, show_default=True)
 @click.option("--rejection-score", type=float, default=11.0, show_default=True)
 @click.option("--k-shown", type=int, default=3, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: {\"ctr\": ...} (a fraction).")
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"ctr": ...} (a fraction).')
 def ctr_theory(score: float | None, temperature: float, rejection_score: float, k_shown: int, as_json: bool) -> None:
     """Closed-form pool CTR when all K shown items score s: K / (exp((RS - s)/T) + K) (Figures 3 and 6)."""
     from clickloop.simulator.click_model import ClickModel, theoretical_ctr
@@ -243,7 +287,13 @@ def ctr_theory(score: float | None, temperature: float, rejection_score: float, 
     scores = [score] if score is not None else [float(s) for s in range(1, 11)]
     values = {s: theoretical_ctr(s, model) for s in scores}
     if as_json:
-        click.echo(json.dumps({"ctr": values[scores[0]]} if score is not None else {"ctr": {str(int(s)): v for s, v in values.items()}}))
+        click.echo(
+            json.dumps(
+                {"ctr": values[scores[0]]}
+                if score is not None
+                else {"ctr": {str(int(s)): v for s, v in values.items()}}
+            )
+        )
         return
     for s, value in values.items():
         click.echo(f"score {s:g}: CTR {100 * value:.1f} %")

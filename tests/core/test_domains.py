@@ -11,7 +11,11 @@ def test_builtin_domains_have_the_papers_data():
     wiki = load_domain("wikipedia")
     assert len(eco.topics) == 50 and len(wiki.topics) == 50
     assert [p.name for p in eco.personas] == [
-        "Price", "Quality", "Brand Reputation", "Features & Functionality", "Ethical Considerations",
+        "Price",
+        "Quality",
+        "Brand Reputation",
+        "Features & Functionality",
+        "Ethical Considerations",
     ]
     assert len(wiki.personas) == 5
     assert "Racks, Shelves & Drawers" in eco.topics
@@ -38,8 +42,10 @@ def test_unknown_domain_lists_valid_ones():
 
 
 def test_judge_prompt_has_rubric_topic_persona_and_format():
-    text = load_domain("ecommerce").prompt("judge").render(
-        topic="Spray Bottles", persona_name="Quality", persona_description="Cares about build.", question="Q?"
+    text = (
+        load_domain("ecommerce")
+        .prompt("judge")
+        .render(topic="Spray Bottles", persona_name="Quality", persona_description="Cares about build.", question="Q?")
     )
     assert "Spray Bottles" in text and "Quality. Cares about build." in text and "Score: <score>" in text
     assert "8-9: very relevant" in text

@@ -91,5 +91,7 @@ def test_value_objects_validate(build, match):
 
 
 def test_item_json_round_trip():
-    item = Item.create("c", "Is it durable?", Provenance(ItemOrigin.EXPLOIT, 3, "exploit", "1", ("p1",), 2, (("best_item", "p1"),)))
+    item = Item.create(
+        "c", "Is it durable?", Provenance(ItemOrigin.EXPLOIT, 3, "exploit", "1", ("p1",), 2, (("best_item", "p1"),))
+    )
     assert Item.from_json(item.to_json()) == item

@@ -88,7 +88,10 @@ def test_crash_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert 0 < len(partial) < 5
     assert list((tmp_path / "a" / "cells").rglob("error.json"))
     assert not list((tmp_path / "a" / "cells").rglob("*.tmp"))
-    assert json.loads((tmp_path / "a" / "summary.json").read_text())["results"]["Quality"]["explore-exploit"]["complete"] is False
+    assert (
+        json.loads((tmp_path / "a" / "summary.json").read_text())["results"]["Quality"]["explore-exploit"]["complete"]
+        is False
+    )
 
     resumed_llm = ScriptedLLM(canned_responder)
     outcome = run_experiment(small, tmp_path / "a", backend=resumed_llm)
@@ -114,8 +117,14 @@ def test_rerun_skips_finished_work_and_extends(tmp_path):
 
 
 def test_response_cache_serves_a_second_run(tmp_path):
-    cached = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=2,
-                    no_cache=False, cache_dir=str(tmp_path / "cache"))
+    cached = config(
+        populations=["Quality"],
+        strategies=["full-ctr"],
+        topics=["Cookware Sets"],
+        iterations=2,
+        no_cache=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
     run_experiment(cached, tmp_path / "one", backend=canned_backend())
     second = canned_backend()
     run_experiment(cached, tmp_path / "two", backend=second)

@@ -62,7 +62,11 @@ def test_valid_questions_pass(text):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"min_words": 0}, "min_words"), ({"max_words": 2, "min_words": 3}, "min_words"), ({"char_threshold": 0}, "char_threshold")],
+    [
+        ({"min_words": 0}, "min_words"),
+        ({"max_words": 2, "min_words": 3}, "min_words"),
+        ({"char_threshold": 0}, "char_threshold"),
+    ],
 )
 def test_invalid_constraints(kwargs, match):
     with pytest.raises(ConfigurationError, match=match):

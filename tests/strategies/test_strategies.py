@@ -123,7 +123,11 @@ def test_explore_exploit_counts_are_fields():
 
 def test_writer_reasks_with_the_reason_then_accepts():
     state = observed_state()
-    answers = ["New Question: Which cookware set is the best?", "blah", "New Question: Does copper cookware tarnish over time?"]
+    answers = [
+        "New Question: Which cookware set is the best?",
+        "blah",
+        "New Question: Does copper cookware tarnish over time?",
+    ]
     w, llm = writer(answers)
     after = make_strategy("full-ctr").step(state, w, np.random.default_rng(0))
     assert after.history[after.pool[-1]].item.provenance.attempts == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clickloop.errors import UnknownIdError, require
@@ -32,7 +33,7 @@ class Population:
         require(len(set(names)) == len(names), f"population {self.name!r} repeats a persona: {names}")
 
 
-def population_from_names(names: list[str], available: tuple[Persona, ...], label: str | None = None) -> Population:
+def population_from_names(names: Sequence[str], available: tuple[Persona, ...], label: str | None = None) -> Population:
     """Build a population from persona names (case-insensitive); unknown names list the valid ones."""
     by_key = {p.name.lower(): p for p in available}
     chosen = []

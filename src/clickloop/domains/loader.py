@@ -72,11 +72,10 @@ class Domain:
         for label, names in self.populations.items():
             if spec.strip().lower() == label.lower():
                 return population_from_names(list(names), self.personas, label)
-        names = [s for s in spec.split(",") if s.strip()]
+        names = tuple(s for s in spec.split(",") if s.strip())
         if not names:
             raise ConfigurationError(
-                f"population {spec!r} is empty; give persona names separated by commas, e.g. "
-                f"{self.personas[0].name!r}"
+                f"population {spec!r} is empty; give persona names separated by commas, e.g. {self.personas[0].name!r}"
             )
         return population_from_names(names, self.personas)
 
@@ -93,10 +92,12 @@ def _read_prompt(name: str, spec: object, base: Path | None, package_dir: str | 
         else:
             path = (base or Path(".")) / spec
             if not path.is_file():
-                raise ConfigurationError(f"prompt {name!r}: file {path} does not exist; fix the path in the domain file")
+                raise ConfigurationError(
+                    f"prompt {name!r}: file {path} does not exist; fix the path in the domain file"
+                )
             raw = path.read_text(encoding="utf-8")
     else:
-        raise ConfigurationError(f"prompt {name!r} must be a file path or {{\"text\": ...}}; got {spec!r}")
+        raise ConfigurationError(f'prompt {name!r} must be a file path or {{"text": ...}}; got {spec!r}')
     version = "1"
     match = _VERSION.match(raw)
     if match:
@@ -111,9 +112,7 @@ def _from_data(data: dict, base: Path | None, package_dir: str | None, source: s
     try:
         personas = tuple(Persona(str(p["name"]), str(p["description"])) for p in data["personas"])
     except (KeyError, TypeError) as exc:
-        raise ConfigurationError(
-            f"domain file {source}: every persona needs 'name' and 'description' ({exc})"
-        ) from exc
+        raise ConfigurationError(f"domain file {source}: every persona needs 'name' and 'description' ({exc})") from exc
     missing = [n for n in PROMPT_NAMES if n not in data["prompts"]]
     if missing:
         raise ConfigurationError(f"domain file {source}: prompts {missing} are missing; expected {list(PROMPT_NAMES)}")

@@ -99,7 +99,9 @@ def run_cell(
             state = add_items(ContextState(context), deps.writer.initial_pool(context, deps.pool_size))
         else:
             assert state is not None
-            rng = np.random.default_rng(_stream(spec.seed, spec.population.name, spec.strategy.name, spec.topic, iteration))
+            rng = np.random.default_rng(
+                _stream(spec.seed, spec.population.name, spec.strategy.name, spec.topic, iteration)
+            )
             state = spec.strategy.step(state, deps.writer, rng)
         record = evaluate(spec, deps, state, iteration)
         state = observe(state, {r["item_id"]: ItemStats(r["impressions"], r["clicks"]) for r in record["pool"]})

@@ -15,8 +15,18 @@ from clickloop.errors import ConfigurationError
 
 # fields that change what a finished iteration means: a run folder refuses to resume under other values
 RESULT_FIELDS = (
-    "domain", "pool_size", "n_sessions", "k_shown", "temperature", "rejection_score", "llm", "judge",
-    "judge_mode", "generator_temperature", "max_attempts", "strategy_options",
+    "domain",
+    "pool_size",
+    "n_sessions",
+    "k_shown",
+    "temperature",
+    "rejection_score",
+    "llm",
+    "judge",
+    "judge_mode",
+    "generator_temperature",
+    "max_attempts",
+    "strategy_options",
 )
 
 
@@ -106,7 +116,8 @@ def build_config(values: dict[str, Any]) -> ExperimentConfig:
         return ExperimentConfig(**values)
     except PydanticValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+            f" (got {e.get('input')!r})"
             for e in exc.errors()
         )
         raise ConfigurationError(f"invalid experiment configuration: {problems}") from None

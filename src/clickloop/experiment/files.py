@@ -42,7 +42,11 @@ def read_json(path: Path) -> Any:
 
 def state_to_json(state: ContextState) -> dict[str, Any]:
     return {
-        "context": {"context_id": state.context.context_id, "domain": state.context.domain, "topic": state.context.topic},
+        "context": {
+            "context_id": state.context.context_id,
+            "domain": state.context.domain,
+            "topic": state.context.topic,
+        },
         "iteration": state.iteration,
         "pool": list(state.pool),
         "history": [

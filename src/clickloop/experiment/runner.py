@@ -124,10 +124,12 @@ def run_experiment(
         accounting = Accounting()
         cell_llm = Accounted(llm, accounting)
         judge = make_judge(config.judge, domain, cell_llm, config.judge_mode, seed=spec.seed)
-        writer = ItemWriter(domain, cell_llm, constraints, config.generator_temperature, config.max_attempts,
-                            seed=spec.seed)
-        deps = CellDeps(domain.name, writer, ScoreBook(judge), accounting, click_model, config.n_sessions,
-                        config.pool_size)
+        writer = ItemWriter(
+            domain, cell_llm, constraints, config.generator_temperature, config.max_attempts, seed=spec.seed
+        )
+        deps = CellDeps(
+            domain.name, writer, ScoreBook(judge), accounting, click_model, config.n_sessions, config.pool_size
+        )
         cell_dir = out / "cells" / spec.path
         try:
             run_cell(spec, deps, cell_dir, config.iterations, on_iteration=tick)

@@ -25,7 +25,9 @@ class RelevanceJudge(Protocol):
 def check_score(value: object, judge_id: str) -> float:
     """A judge's output must be a finite number in [1, 10]."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"judge {judge_id!r} returned {value!r} ({type(value).__name__}); expected a number in [1, 10]")
+        raise ConfigurationError(
+            f"judge {judge_id!r} returned {value!r} ({type(value).__name__}); expected a number in [1, 10]"
+        )
     if not MIN_SCORE <= float(value) <= MAX_SCORE:
         raise ConfigurationError(f"judge {judge_id!r} returned {value}; expected a number in [1, 10]")
     return float(value)

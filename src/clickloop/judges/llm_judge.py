@@ -96,8 +96,15 @@ class LLMJudge:
 
     def _score_logprobs(self, messages: tuple) -> float | None:
         first = self.llm.complete(
-            ChatRequest(messages, temperature=1.0, max_tokens=1, seed=self.seed, top_logprobs=20, prefill=_PREFILL,
-                        purpose="judge")
+            ChatRequest(
+                messages,
+                temperature=1.0,
+                max_tokens=1,
+                seed=self.seed,
+                top_logprobs=20,
+                prefill=_PREFILL,
+                purpose="judge",
+            )
         )
         probs = digit_distribution(first)
         mass = sum(probs.values())
@@ -106,8 +113,15 @@ class LLMJudge:
         p_one = probs.get(1, 0.0)
         if p_one > _SPLIT_THRESHOLD and 10 not in probs:
             second = self.llm.complete(
-                ChatRequest(messages, temperature=1.0, max_tokens=1, seed=self.seed, top_logprobs=20,
-                            prefill=_PREFILL + "1", purpose="judge")
+                ChatRequest(
+                    messages,
+                    temperature=1.0,
+                    max_tokens=1,
+                    seed=self.seed,
+                    top_logprobs=20,
+                    prefill=_PREFILL + "1",
+                    purpose="judge",
+                )
             )
             p_zero = _zero_probability(second)
             probs[10] = p_one * p_zero
@@ -119,8 +133,9 @@ class LLMJudge:
         raw = ""
         for attempt in range(self.max_attempts):
             answer = self.llm.complete(
-                ChatRequest(messages, temperature=1.0, max_tokens=8, seed=self.seed, sample_index=attempt,
-                            purpose="judge")
+                ChatRequest(
+                    messages, temperature=1.0, max_tokens=8, seed=self.seed, sample_index=attempt, purpose="judge"
+                )
             )
             raw = answer.text
             try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from clickloop.errors import ValidationError
 
@@ -106,17 +106,17 @@ class Completion:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Completion:
+    def from_json(cls, data: dict[str, Any]) -> Completion:
         tokens = tuple(
             TokenChoice(str(t["token"]), float(t["logprob"]), tuple((str(a), float(b)) for a, b in t["top"]))
-            for t in data.get("tokens", [])  # type: ignore[union-attr]
+            for t in data.get("tokens", [])
         )
         return cls(
             text=str(data["text"]),
             finish_reason=str(data.get("finish_reason", "stop")),
-            prompt_tokens=int(data.get("prompt_tokens", 0)),  # type: ignore[arg-type]
-            completion_tokens=int(data.get("completion_tokens", 0)),  # type: ignore[arg-type]
-            seconds=float(data.get("seconds", 0.0)),  # type: ignore[arg-type]
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            completion_tokens=int(data.get("completion_tokens", 0)),
+            seconds=float(data.get("seconds", 0.0)),
             tokens=tokens,
             cached=bool(data.get("cached", False)),
             model=str(data.get("model", "")),
@@ -127,9 +127,14 @@ class Completion:
 class LLMBackend(Protocol):
     """A chat model. ``backend_id`` names backend and model (``llamacpp:qwen2.5-coder-1.5b``)."""
 
-    backend_id: str
-    supports_logprobs: bool
-    max_concurrency: int
+    @property
+    def backend_id(self) -> str: ...
+
+    @property
+    def supports_logprobs(self) -> bool: ...
+
+    @property
+    def max_concurrency(self) -> int: ...
 
     def start(self) -> None: ...
 

@@ -57,13 +57,38 @@ class ScriptedLLM:
         if isinstance(answer, Completion):
             return answer
         prompt_tokens = sum(len(m.content.split()) for m in request.messages)
-        return Completion(text=answer, prompt_tokens=prompt_tokens, completion_tokens=len(answer.split()), model="scripted")
+        return Completion(
+            text=answer, prompt_tokens=prompt_tokens, completion_tokens=len(answer.split()), model="scripted"
+        )
 
 
 _ASPECTS = (
-    "price", "warranty", "durability", "materials", "cleaning", "safety", "energy use", "recycling",
-    "brand", "size", "weight", "noise", "setup", "repairs", "accessories", "history", "origins", "people",
-    "places", "events", "debates", "packaging", "colours", "storage", "comfort", "maintenance costs",
+    "price",
+    "warranty",
+    "durability",
+    "materials",
+    "cleaning",
+    "safety",
+    "energy use",
+    "recycling",
+    "brand",
+    "size",
+    "weight",
+    "noise",
+    "setup",
+    "repairs",
+    "accessories",
+    "history",
+    "origins",
+    "people",
+    "places",
+    "events",
+    "debates",
+    "packaging",
+    "colours",
+    "storage",
+    "comfort",
+    "maintenance costs",
 )
 _FORMS = (
     "What should buyers know about the {a} of {t}?",

@@ -214,6 +214,10 @@ def _ztest_section(summary: Summary) -> str:
             rows = pairwise_tests(summary, population, which, against=best)
             body = ztest_table(rows) if rows else "_No iterations in common to compare._"
             parts.append(f"### {population}: {best} vs others, {caption}\n\n{body}")
+        stopped = [(name, present) for label, name, present in incomplete_results(summary) if label == population]
+        if stopped:
+            notes = "; ".join(f"{name} stopped at IP_{present - 1}" for name, present in stopped)
+            parts.append(f"_{notes}: a pair with it is compared up to that pool, not IP_I._")
     return "\n\n".join(parts)
 
 

@@ -70,22 +70,23 @@ def table5_plain(summary: Summary) -> str:
     """Table 5 as fixed-width text for a terminal; the best Avg and Last of each row end in ``*``."""
     names, rows, incomplete = _table5_values(summary)
     label_width = max([len("Population"), *(len(population) for population, _ in rows)])
-    group_width = max([15, *(len(name) + 2 for name in names)])
-    value_width = (group_width - 1) // 2
+    # each value: the number right-aligned, then one slot for the best mark and one for the incomplete mark
+    value_width = max([8, *((len(name) + 3) // 2 for name in names)])
+    group_width = 2 * value_width
     lines = [
-        "Population".ljust(label_width) + "".join(name.rjust(group_width) for name in names),
-        " " * label_width + "".join(("Avg".rjust(value_width) + "Last".rjust(value_width + 1)) for _ in names),
+        "Population".ljust(label_width) + "".join(f"{name:>{group_width - 2}}  " for name in names),
+        " " * label_width + "".join(f"{'Avg':>{value_width - 2}}  {'Last':>{value_width - 2}}  " for _ in names),
     ]
     for population, cells in rows:
         best = _best_per_kind(cells)
         line = population.ljust(label_width)
         for name, cell in zip(names, cells, strict=True):
             for kind, value in enumerate(cell):
-                text = _percent(value, sign=False)
-                text += INCOMPLETE_MARK if (population, name) in incomplete else ""
-                text += "*" if value is not None and _rounded(value) == best[kind] else " "
-                line += text.rjust(value_width if kind == 0 else value_width + 1)
+                line += _percent(value, sign=False).rjust(value_width - 2)
+                line += "*" if value is not None and _rounded(value) == best[kind] else " "
+                line += INCOMPLETE_MARK if (population, name) in incomplete else " "
         lines.append(line.rstrip())
+    lines = [line.rstrip() for line in lines]
     lines.append("CTR in %; Avg = mean over IP_1..IP_I, Last = IP_I; * best in row")
     return "\n".join(lines) + _incomplete_footnote(summary)
 

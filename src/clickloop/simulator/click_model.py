@@ -10,6 +10,7 @@ and the remaining mass exp(RS/T) / (...) on "no click".
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -45,8 +46,7 @@ class ClickModel:
     def check_pool_size(self, pool_size: int) -> None:
         if self.k_shown > pool_size:
             raise ConfigurationError(
-                f"k_shown ({self.k_shown}) must not exceed the pool size ({pool_size}); "
-                "lower k_shown or grow the pool"
+                f"k_shown ({self.k_shown}) must not exceed the pool size ({pool_size}); lower k_shown or grow the pool"
             )
 
 
@@ -105,28 +105,47 @@ def simulate(
         personas = rng.integers(0, n_personas, size=n_sessions)
     else:
         personas = rng.choice(n_personas, size=n_sessions, p=persona_weights / persona_weights.sum())
-    # uniform k-subset without replacement: the k smallest of n iid uniform keys
-    keys = rng.random((n_sessions, n_items))
-    shown = np.argpartition(keys, k - 1, axis=1)[:, :k] if k < n_items else np.argsort(keys, axis=1)
-    logits = scores[personas[:, None], shown] / model.temperature
     reject = model.rejection_score / model.temperature
-    top = np.maximum(logits.max(axis=1), reject)
-    weights = np.exp(logits - top[:, None])
-    no_click = np.exp(reject - top)
-    cumulative = np.cumsum(weights, axis=1)
-    total = cumulative[:, -1] + no_click
-    draw = rng.random(n_sessions) * total
-    choice = (draw[:, None] >= cumulative).sum(axis=1)  # index in shown, or k for no click
+    if math.comb(n_items, k) <= _MAX_ENUMERATED_SUBSETS:
+        # a uniform k-subset is a uniform draw from the enumerated combinations; the action
+        # probabilities of every (persona, subset) pair are computed once instead of per session
+        subsets = _subsets(n_items, k)
+        subset = rng.integers(0, len(subsets), size=n_sessions)
+        shown = subsets[subset]
+        cumulative = _cumulative_action_probs(scores / model.temperature, subsets, reject)[personas, subset]
+        draw = rng.random(n_sessions)
+    else:
+        keys = rng.random((n_sessions, n_items))
+        shown = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        logits = scores[personas[:, None], shown] / model.temperature
+        top = np.maximum(logits.max(axis=1), reject)
+        cumulative = np.cumsum(np.exp(logits - top[:, None]), axis=1)
+        draw = rng.random(n_sessions) * (cumulative[:, -1] + np.exp(reject - top))
+    choice = (draw[:, None] >= cumulative).sum(axis=1)  # position in shown, or k for no click
     clicked = choice < k
     impressions = np.bincount(shown.ravel(), minlength=n_items)
-    clicked_items = shown[clicked, choice[clicked]]
-    clicks = np.bincount(clicked_items, minlength=n_items)
+    clicks = np.bincount(shown[clicked, choice[clicked]], minlength=n_items)
     return SimulationResult(int(n_sessions), impressions, clicks, int(clicked.sum()))
 
 
-def simulate_loop(
-    scores: np.ndarray, model: ClickModel, n_sessions: int, rng: np.random.Generator
-) -> SimulationResult:
+_MAX_ENUMERATED_SUBSETS = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _subsets(n_items: int, k: int) -> np.ndarray:
+    return np.array(list(itertools.combinations(range(n_items), k)), dtype=np.int64)
+
+
+def _cumulative_action_probs(logits: np.ndarray, subsets: np.ndarray, reject: float) -> np.ndarray:
+    """(personas, subsets, k) cumulative click probabilities of the shown items, in subset order."""
+    shown_logits = logits[:, subsets]
+    top = np.maximum(shown_logits.max(axis=2), reject)
+    weights = np.exp(shown_logits - top[..., None])
+    total = weights.sum(axis=2) + np.exp(reject - top)
+    return np.cumsum(weights, axis=2) / total[..., None]
+
+
+def simulate_loop(scores: np.ndarray, model: ClickModel, n_sessions: int, rng: np.random.Generator) -> SimulationResult:
     """Plain per-session Python loop: the reference the vectorised version is benchmarked and tested against."""
     scores = _check_scores(scores, model)
     n_personas, n_items = scores.shape
@@ -139,15 +158,16 @@ def simulate_loop(
         weights = [math.exp(scores[j, i] / model.temperature) for i in shown]
         weights.append(math.exp(model.rejection_score / model.temperature))
         u = rng.random() * sum(weights)
-        acc = 0.0
-        for pos, w in enumerate(weights):
-            acc += w
+        acc, action = 0.0, model.k_shown
+        for position, weight in enumerate(weights):
+            acc += weight
             if u < acc:
+                action = position
                 break
         for i in shown:
             impressions[i] += 1
-        if pos < model.k_shown:
-            clicks[shown[pos]] += 1
+        if action < model.k_shown:
+            clicks[shown[action]] += 1
             with_click += 1
     return SimulationResult(n_sessions, np.array(impressions), np.array(clicks), with_click)
 

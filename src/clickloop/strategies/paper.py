@@ -46,8 +46,13 @@ class NoDrop:
         existing = _texts(state)
         for _ in range(self.n_new):
             item = writer.write_one(
-                state.context, "iterate_plain", ItemOrigin.NO_DROP, state.iteration + 1, existing + [i.text for i in new],
-                parents=state.pool, questions=render_questions(state.records),
+                state.context,
+                "iterate_plain",
+                ItemOrigin.NO_DROP,
+                state.iteration + 1,
+                existing + [i.text for i in new],
+                parents=state.pool,
+                questions=render_questions(state.records),
             )
             new.append(item)
         return _apply(state, [], new)
@@ -77,8 +82,13 @@ class FullCtr:
         for _ in range(self.n_drop):
             new.append(
                 writer.write_one(
-                    state.context, self.template, self.origin, state.iteration + 1, existing + [i.text for i in new],
-                    parents=tuple(r.item.item_id for r in state.records), notes={"dropped": ",".join(drop)},
+                    state.context,
+                    self.template,
+                    self.origin,
+                    state.iteration + 1,
+                    existing + [i.text for i in new],
+                    parents=tuple(r.item.item_id for r in state.records),
+                    notes={"dropped": ",".join(drop)},
                     **self.prompt_values(state),
                 )
             )
@@ -150,8 +160,12 @@ class ExploreExploit:
         for _ in range(self.n_explore):
             new.append(
                 writer.write_one(
-                    state.context, "iterate_plain", ItemOrigin.EXPLORE, state.iteration + 1,
-                    existing + [i.text for i in new], parents=state.pool,
+                    state.context,
+                    "iterate_plain",
+                    ItemOrigin.EXPLORE,
+                    state.iteration + 1,
+                    existing + [i.text for i in new],
+                    parents=state.pool,
                     questions=render_questions(state.pool_records),
                 )
             )
@@ -159,8 +173,12 @@ class ExploreExploit:
         for _ in range(self.n_exploit):
             new.append(
                 writer.write_one(
-                    state.context, "exploit", ItemOrigin.EXPLOIT, state.iteration + 1,
-                    existing + [i.text for i in new], parents=(best, *(r.item.item_id for r in state.records if r.item.item_id != best)),
+                    state.context,
+                    "exploit",
+                    ItemOrigin.EXPLOIT,
+                    state.iteration + 1,
+                    existing + [i.text for i in new],
+                    parents=(best, *(r.item.item_id for r in state.records if r.item.item_id != best)),
                     notes={"best_item": best, "dropped": ",".join(drop)},
                     history=render_history(state.records),
                 )

@@ -56,8 +56,13 @@ class ItemWriter:
         while len(accepted) < n and attempts < self.max_attempts:
             prompt = template.render(topic=context.topic, n=n, max_words=self.constraints.max_words)
             answer = self.llm.complete(
-                ChatRequest(user(prompt), temperature=self.temperature, max_tokens=40 * n,
-                            seed=self.seed + attempts, sample_index=attempts)
+                ChatRequest(
+                    user(prompt),
+                    temperature=self.temperature,
+                    max_tokens=40 * n,
+                    seed=self.seed + attempts,
+                    sample_index=attempts,
+                )
             )
             attempts += 1
             raw = answer.text
@@ -91,8 +96,13 @@ class ItemWriter:
         raw = ""
         for attempt in range(self.max_attempts):
             answer = self.llm.complete(
-                ChatRequest(messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                            seed=self.seed + 1000 * iteration + attempt, sample_index=attempt)
+                ChatRequest(
+                    messages,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    seed=self.seed + 1000 * iteration + attempt,
+                    sample_index=attempt,
+                )
             )
             raw = answer.text
             try:
@@ -102,14 +112,22 @@ class ItemWriter:
                 problem = "it is not in the form 'New Question: <question>'"
             if problem is None:
                 provenance = Provenance(
-                    origin, iteration, template.name, template.version, tuple(parents), attempt + 1,
+                    origin,
+                    iteration,
+                    template.name,
+                    template.version,
+                    tuple(parents),
+                    attempt + 1,
                     tuple(sorted((notes or {}).items())),
                 )
                 return Item.create(context.context_id, question, provenance)
             messages = (
                 *messages[:1],
                 Message("assistant", raw),
-                Message("user", f"That answer was rejected because {problem}. Write a different question. "
-                        "Reply with a single line: New Question: <question>"),
+                Message(
+                    "user",
+                    f"That answer was rejected because {problem}. Write a different question. "
+                    "Reply with a single line: New Question: <question>",
+                ),
             )
         raise ParseError(f"no valid {origin.value} question after {self.max_attempts} attempts", raw)

