@@ -7,6 +7,7 @@ from clickloop.errors import UnknownIdError, ValidationError
 from clickloop.report.stats import (
     avg_ctr,
     best_strategy,
+    failed_cells,
     incomplete_results,
     last_ctr,
     ordered_strategies,
@@ -225,6 +226,12 @@ def test_incomplete_results_lists_short_series(three_strategies):
     assert incomplete_results(three_strategies) == []
     three_strategies["results"]["Quality"]["full-ctr"] = result([50], [1000])
     assert incomplete_results(three_strategies) == [("Quality", "full-ctr", 1)]
+
+
+def test_failed_cells_lists_the_runners_failed_cells(three_strategies):
+    assert failed_cells(three_strategies) == []
+    three_strategies["results"]["Quality"]["full-ctr"]["failed_cells"] = ["quality/full-ctr/spray-bottles/seed-2"]
+    assert failed_cells(three_strategies) == [("Quality", "full-ctr", ["quality/full-ctr/spray-bottles/seed-2"])]
 
 
 @pytest.mark.parametrize(

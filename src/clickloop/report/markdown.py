@@ -18,6 +18,7 @@ from clickloop.report.stats import (
     Summary,
     Which,
     best_strategy,
+    failed_cells,
     incomplete_results,
     n_iterations,
     pairwise_tests,
@@ -46,7 +47,9 @@ _CONFIG_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Rejection score (RS)", ("rejection_score",)),
     ("Items shown (K)", ("k_shown",)),
     ("LLM backend", ("llm", "backend", "generator", "model")),
+    ("Generator temperature", ("generator_temperature",)),
     ("Judge", ("judge", "relevance_judge")),
+    ("Judge mode", ("judge_mode",)),
 )
 _ID_KEYS = ("id", "name", "label", "backend", "model")
 _COMPARISONS: tuple[tuple[Which, str], ...] = (
@@ -160,16 +163,27 @@ def _run_section(summary: Summary) -> str:
 
 
 def _incomplete_section(summary: Summary) -> str:
-    incomplete = incomplete_results(summary)
-    if not incomplete:
+    incomplete, failed = incomplete_results(summary), failed_cells(summary)
+    if not incomplete and not failed:
         return ""
     expected = n_iterations(summary) + 1
-    lines = [f"- {name} on {population}: {present} of {expected} pools" for population, name, present in incomplete]
-    return (
-        "## Incomplete run\n\n"
-        "Some strategies stopped before IP_I. Their Avg and Last use the pools present, their curves end early, "
-        "and z-tests compare each pair on the iterations both have.\n\n" + "\n".join(lines)
-    )
+    parts = ["## Incomplete run"]
+    if incomplete:
+        lines = [f"- {name} on {population}: {present} of {expected} pools" for population, name, present in incomplete]
+        parts.append(
+            "Some strategies stopped before IP_I. Their Avg and Last use the pools present, their curves end "
+            "early, and z-tests compare each pair on the iterations both have.\n\n" + "\n".join(lines)
+        )
+    if failed:
+        lines = [
+            f"- {name} on {population}: {', '.join(f'`{path}`' for path in paths)}"
+            for population, name, paths in failed
+        ]
+        parts.append(
+            "Cells whose last attempt failed; rerun the same command to retry them. "
+            "Curves and tables average only the cells that produced pools.\n\n" + "\n".join(lines)
+        )
+    return "\n\n".join(parts)
 
 
 def _figures_section(

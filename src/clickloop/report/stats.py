@@ -14,6 +14,7 @@ The summary shape, documented once here::
          "last_ctr": x,         # ctr[-1]: the paper's "Last" (CTR of IP_15) in Table 5
          "sessions": [...], "clicks": [...],   # per iteration, summed over cells
          "cells": [{"topic", "seed", "ctr", "mean_score"}, ...],
+         "failed_cells": [...],  # optional: cells whose last attempt failed, left out of the means
          "llm": {ROLE: {"calls", "cache_hits", "prompt_tokens", "completion_tokens", "seconds"}}}}}}
 
 A partially finished run may hold fewer than I+1 entries for some strategies; the helpers here use what is
@@ -114,6 +115,20 @@ def incomplete_results(summary: Summary) -> list[tuple[str, str, int]]:
         for strategy, result in ((s, strategy_result(summary, population, s)) for s in strategies(summary, population))
         if len(result["ctr"]) < expected
     ]
+
+
+def failed_cells(summary: Summary) -> list[tuple[str, str, list[str]]]:
+    """``(population, strategy, cell paths)`` where the runner recorded cells whose last attempt failed.
+
+    Failed cells are left out of the means, so such a strategy rests on fewer cells than planned.
+    """
+    rows = []
+    for population in populations(summary):
+        for strategy in strategies(summary, population):
+            failed = strategy_result(summary, population, strategy).get("failed_cells") or []
+            if failed:
+                rows.append((population, strategy, [str(path) for path in failed]))
+    return rows
 
 
 def avg_ctr(result: Mapping[str, Any]) -> float | None:
