@@ -187,7 +187,7 @@ def _run(ctx: click.Context, params: dict[str, Any], out: Path, make_report: boo
     from clickloop.experiment.runner import run_experiment
 
     config = build_config(config_from_cli(ctx, params))
-    with tqdm(total=None, unit="iter", desc="clickloop", dynamic_ncols=True, file=sys.stderr) as bar:
+    with tqdm(total=None, unit="iter", desc="clickloop", dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
