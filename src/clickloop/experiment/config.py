@@ -5,7 +5,6 @@ Precedence (applied by the CLI): flag > environment > config file > default.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,10 @@ RESULT_FIELDS = (
 
 
 def default_cache_dir() -> Path:
-    """``$CLICKLOOP_CACHE`` or ``~/.cache/clickloop``: models and the LLM response cache live here."""
-    return Path(os.environ.get("CLICKLOOP_CACHE") or Path.home() / ".cache" / "clickloop")
+    """The cache root (``$CLICKLOOP_CACHE``, else ``~/.cache/clickloop``): ``models/`` and ``llm-cache.sqlite``."""
+    from clickloop.llm.models import default_cache_dir as models_dir
+
+    return models_dir().parent
 
 
 class ExperimentConfig(BaseModel):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from clickloop.domains.loader import Domain, load_domain
-from clickloop.errors import ClickloopError, ConfigurationError
+from clickloop.errors import BadResponseError, ConfigurationError, ContextTooLongError, ParseError
 from clickloop.experiment.cell import CellDeps, CellSpec, run_cell
 from clickloop.experiment.config import RESULT_FIELDS, ExperimentConfig
 from clickloop.experiment.files import read_json, write_json_atomic
@@ -35,6 +35,11 @@ from clickloop.llm.cache import Accounted, Cached, ResponseCache
 from clickloop.llm.registry import make_backend
 from clickloop.simulator.click_model import ClickModel
 from clickloop.strategies import ItemConstraints, ItemWriter, make_strategy
+
+# errors that concern one cell's content (its LLM output, its history's length): the cell stops, is
+# recorded in error.json and the others go on; anything else (server down, bad config, broken model)
+# stops the whole run
+CELL_ERRORS = (ParseError, BadResponseError, ContextTooLongError)
 
 
 def versions() -> dict[str, str]:
@@ -97,7 +102,7 @@ def run_experiment(
     click_model = ClickModel(config.temperature, config.rejection_score, config.k_shown)
     click_model.check_pool_size(config.pool_size)
     check_run_folder(out, config)
-    llm = backend or make_backend(config.llm, base_url=config.base_url)
+    llm = backend or make_backend(config.llm, base_url=config.base_url, cache_root=config.resolved_cache_dir())
     if config.llm.startswith("openai"):
         from clickloop.llm.retrying import Retrying
 
@@ -134,7 +139,7 @@ def run_experiment(
         try:
             run_cell(spec, deps, cell_dir, config.iterations, on_iteration=tick)
             (cell_dir / "error.json").unlink(missing_ok=True)
-        except ClickloopError as exc:
+        except CELL_ERRORS as exc:
             failure = {"cell": str(spec.path), "error": f"{type(exc).__name__}: {exc}"}
             write_json_atomic(cell_dir / "error.json", {**failure, "traceback": traceback.format_exc()})
             with lock:

@@ -33,13 +33,25 @@ def _plugins() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="clickloop.backends")}
 
 
-def make_backend(spec: str, *, base_url: str | None = None, n_threads: int = 2, n_parallel: int = 1) -> LLMBackend:
-    """Build (but do not start) the backend named by ``spec``."""
+def make_backend(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    n_threads: int = 2,
+    n_parallel: int = 1,
+    cache_root: Path | None = None,
+) -> LLMBackend:
+    """Build (but do not start) the backend named by ``spec``; local models live in ``cache_root/models``."""
     kind, _, rest = spec.partition(":")
     if kind == "llamacpp":
         from clickloop.llm.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(model=rest or DEFAULT_LOCAL_MODEL, n_threads=n_threads, n_parallel=n_parallel)
+        return LlamaCppBackend(
+            model=rest or DEFAULT_LOCAL_MODEL,
+            n_threads=n_threads,
+            n_parallel=n_parallel,
+            cache_dir=cache_root / "models" if cache_root else None,
+        )
     if kind == "openai":
         if not rest:
             raise ConfigurationError("backend 'openai' needs a model name: openai:MODEL, e.g. openai:gpt-4o-mini")
