@@ -10,8 +10,14 @@ import clickloop
 SRC = Path(clickloop.__file__).parent
 PURE = ["core", "simulator", "strategies"]
 EDGES = (
-    "clickloop.experiment", "clickloop.report", "clickloop.cli", "clickloop.llm.llamacpp",
-    "clickloop.llm.openai_compat", "clickloop.llm.cache", "clickloop.llm.models", "clickloop.llm.registry",
+    "clickloop.experiment",
+    "clickloop.report",
+    "clickloop.cli",
+    "clickloop.llm.llamacpp",
+    "clickloop.llm.openai_compat",
+    "clickloop.llm.cache",
+    "clickloop.llm.models",
+    "clickloop.llm.registry",
 )
 IO_MODULES = ("sqlite3", "tqdm", "matplotlib", "click", "openai", "xllamacpp", "httpx", "subprocess")
 

@@ -27,6 +27,7 @@ _FLAG_TO_FIELD = {
     "generator_temperature": "generator_temperature",
     "max_attempts": "max_attempts",
     "concurrency": "concurrency",
+    "llm_parallel": "llm_parallel",
     "cache_dir": "cache_dir",
     "no_cache": "no_cache",
 }
@@ -167,6 +168,13 @@ def experiment_options(fn: Any) -> Any:
         ),
         click.option("--max-attempts", type=int, default=5, show_default=True, help="Bound on re-asks per item."),
         click.option("--concurrency", type=int, default=0, help="Cells run at once (0: what the backend allows)."),
+        click.option(
+            "--llm-parallel",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Parallel slots of the embedded llama.cpp server (cells then run concurrently).",
+        ),
         click.option(
             "--cache-dir",
             envvar="CLICKLOOP_CACHE",

@@ -45,6 +45,7 @@ def test_full_grid_writes_iterations_and_summary(tmp_path):
     record = json.loads(next((tmp_path / "cells").rglob("explore-exploit/*/seed-1/iter-002.json")).read_text())
     assert {"scores", "impressions", "clicks", "ctr", "provenance"} <= set(record["pool"][0])
     assert record["llm"]["generator"]["calls"] >= 2
+    assert record["run"]["config"]["n_sessions"] == 2000 and "clickloop" in record["run"]["versions"]
     assert (tmp_path / "config.json").is_file()
 
 

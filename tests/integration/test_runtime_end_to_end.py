@@ -55,6 +55,7 @@ def test_smollm2_runs_the_loop_end_to_end(tmp_path):
     usage = rerun.summary["results"]["Quality"]["full-ctr"]["llm"]
     assert usage["generator"]["calls"] == usage["generator"]["cache_hits"] > 0
     assert usage["judge"]["calls"] == usage["judge"]["cache_hits"] > 0
-    assert rerun.summary["results"]["Quality"]["full-ctr"]["ctr"][0] == outcome.summary["results"]["Quality"][
-        "full-ctr"
-    ]["ctr"][0]
+    assert (
+        rerun.summary["results"]["Quality"]["full-ctr"]["ctr"][0]
+        == outcome.summary["results"]["Quality"]["full-ctr"]["ctr"][0]
+    )

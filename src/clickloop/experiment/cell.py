@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class CellDeps:
     click_model: ClickModel
     n_sessions: int
     pool_size: int
+    run_info: dict[str, Any] = field(default_factory=dict)  # resolved config and versions, stored per file
 
 
 def last_finished(cell_dir: Path) -> tuple[int, dict[str, Any] | None]:
@@ -108,6 +109,7 @@ def run_cell(
         record["state"] = state_to_json(state)
         record["llm"] = Accounting.delta(deps.accounting.snapshot(), before)
         record["seconds"] = round(time.perf_counter() - started, 3)
+        record["run"] = deps.run_info
         write_json_atomic(cell_dir / f"iter-{iteration:03d}.json", record)
         records.append(record)
         on_iteration()

@@ -102,7 +102,9 @@ def run_experiment(
     click_model = ClickModel(config.temperature, config.rejection_score, config.k_shown)
     click_model.check_pool_size(config.pool_size)
     check_run_folder(out, config)
-    llm = backend or make_backend(config.llm, base_url=config.base_url, cache_root=config.resolved_cache_dir())
+    llm = backend or make_backend(
+        config.llm, base_url=config.base_url, n_parallel=config.llm_parallel, cache_root=config.resolved_cache_dir()
+    )
     if config.llm.startswith("openai"):
         from clickloop.llm.retrying import Retrying
 
@@ -110,7 +112,8 @@ def run_experiment(
     if not config.no_cache:
         llm = Cached(llm, ResponseCache(config.resolved_cache_dir() / "llm-cache.sqlite"))
     make_judge(config.judge, domain, llm, config.judge_mode, seed=0)  # validate the judge id up front
-    write_json_atomic(out / "config.json", {"config": config.model_dump(), "versions": versions()})
+    run_info = {"config": config.model_dump(), "versions": versions()}
+    write_json_atomic(out / "config.json", run_info)
 
     constraints = ItemConstraints(domain.max_words, banned_words=domain.banned_words)
     total = len(cells) * (config.iterations + 1)
@@ -133,7 +136,14 @@ def run_experiment(
             domain, cell_llm, constraints, config.generator_temperature, config.max_attempts, seed=spec.seed
         )
         deps = CellDeps(
-            domain.name, writer, ScoreBook(judge), accounting, click_model, config.n_sessions, config.pool_size
+            domain.name,
+            writer,
+            ScoreBook(judge),
+            accounting,
+            click_model,
+            config.n_sessions,
+            config.pool_size,
+            run_info,
         )
         cell_dir = out / "cells" / spec.path
         try:
@@ -154,6 +164,8 @@ def run_experiment(
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(run_one, cells))
     finally:
+        if backend is None:
+            llm.close()  # frees the local model this run loaded; a caller's backend is the caller's
         summary = summarize(out, cells, config, versions())
         write_json_atomic(out / "summary.json", summary)
     return RunOutcome(out, summary, failures)

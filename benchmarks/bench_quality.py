@@ -1,0 +1,94 @@
+"""Quality benchmarks on the embedded model: a reduced Table 5 and the Appendix E length-judge check.
+
+    .venv/bin/python benchmarks/bench_quality.py table5     # 3 categories x 2 personas x 5 strategies x 10 it.
+    .venv/bin/python benchmarks/bench_quality.py length     # length judge QS-w, 3 categories, 20 iterations
+
+Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
+benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
+benchmarks/.cache (ignored by git): a rerun of the same command resumes and reuses them, so the wall
+time recorded is the one of the run that did the work (cold cache, 2 threads for llama.cpp).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from _common import RESULTS, machine, save
+
+from clickloop.experiment.config import build_config
+from clickloop.experiment.runner import run_experiment
+from clickloop.report import build_report
+from clickloop.report.tables import table5_plain
+
+CACHE = Path(__file__).parent / ".cache"
+TOPICS = ["Cookware Sets", "Spray Bottles", "TV Antennas"]
+
+CONFIGS = {
+    "table5": dict(
+        domain="ecommerce",
+        topics=TOPICS,
+        populations=["Quality", "Ethical Considerations"],
+        strategies=["no-drop", "random-ctr", "partial-ctr", "full-ctr", "explore-exploit"],
+        iterations=10,
+        n_sessions=5000,
+        seeds=[1],
+        llm="llamacpp",
+        judge="llm",
+    ),
+    "length": dict(
+        domain="ecommerce",
+        topics=TOPICS,
+        populations=["Quality"],  # QS-w ignores the persona
+        strategies=["random-ctr", "partial-ctr", "full-ctr", "explore-exploit"],
+        iterations=20,
+        n_sessions=5000,
+        seeds=[1],
+        llm="llamacpp",
+        judge="length-words",
+    ),
+}
+
+
+def main(name: str) -> None:
+    config = build_config({**CONFIGS[name], "cache_dir": str(CACHE)})
+    out = RESULTS / name
+    done = [0]
+
+    def progress(finished: int, total: int) -> None:
+        if finished != done[0]:
+            done[0] = finished
+            print(f"\r{name}: {finished}/{total} iterations", end="", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    outcome = run_experiment(config, out, progress=progress)
+    wall = time.perf_counter() - started
+    print(file=sys.stderr)
+    build_report(out)
+    totals: dict[str, dict[str, float]] = {}
+    for strategies in outcome.summary["results"].values():
+        for entry in strategies.values():
+            for role, usage in entry["llm"].items():
+                bucket = totals.setdefault(role, {})
+                for key, value in usage.items():
+                    bucket[key] = round(bucket.get(key, 0) + value, 3)
+    previous = RESULTS / name / "bench.json"
+    record = {
+        "benchmark": f"quality-{name}",
+        "machine": machine(),
+        "wall_seconds_this_invocation": round(wall, 1),
+        "llm_totals": totals,
+        "failures": outcome.failures,
+    }
+    if previous.is_file() and wall < 60:
+        record["note"] = "resumed from cache; see llm_totals.seconds for the LLM time of the original run"
+    save(f"{name}/bench", record)
+    print(table5_plain(outcome.summary))
+    print(f"wall {wall:.0f} s; LLM totals {totals}; failures {len(outcome.failures)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in CONFIGS:
+        sys.exit(f"usage: bench_quality.py {{{'|'.join(CONFIGS)}}}")
+    main(sys.argv[1])
