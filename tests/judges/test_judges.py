@@ -69,6 +69,7 @@ def test_parse_judge_retries_then_fails_with_raw():
     llm = ScriptedLLM(["no idea", "Score: 4"])
     assert LLMJudge(DOMAIN, llm, mode="parse").score("Q?", QUALITY, "T") == 4
     assert [r.sample_index for r in llm.requests] == [0, 1]
+    assert [r.seed for r in llm.requests] == [0, 1]  # a retry is a new sample
     with pytest.raises(ParseError, match="no score in 3 attempts") as info:
         LLMJudge(DOMAIN, ScriptedLLM(["hmm"] * 3), mode="parse").score("Q?", QUALITY, "T")
     assert info.value.raw == "hmm"

@@ -94,36 +94,20 @@ class LLMJudge:
                 return value
         return float(self._score_parse(messages))
 
-    def _score_logprobs(self, messages: tuple) -> float | None:
-        first = self.llm.complete(
-            ChatRequest(
-                messages,
-                temperature=1.0,
-                max_tokens=1,
-                seed=self.seed,
-                top_logprobs=20,
-                prefill=_PREFILL,
-                purpose="judge",
-            )
+    def _next_token(self, messages: tuple, prefill: str) -> Completion:
+        """The distribution of the token after ``prefill`` (temperature 1: the model's own probabilities)."""
+        request = ChatRequest(
+            messages, temperature=1.0, max_tokens=1, seed=self.seed, top_logprobs=20, prefill=prefill, purpose="judge"
         )
-        probs = digit_distribution(first)
-        mass = sum(probs.values())
-        if mass < _MIN_DIGIT_MASS:
+        return self.llm.complete(request)
+
+    def _score_logprobs(self, messages: tuple) -> float | None:
+        probs = digit_distribution(self._next_token(messages, _PREFILL))
+        if sum(probs.values()) < _MIN_DIGIT_MASS:
             return None
         p_one = probs.get(1, 0.0)
         if p_one > _SPLIT_THRESHOLD and 10 not in probs:
-            second = self.llm.complete(
-                ChatRequest(
-                    messages,
-                    temperature=1.0,
-                    max_tokens=1,
-                    seed=self.seed,
-                    top_logprobs=20,
-                    prefill=_PREFILL + "1",
-                    purpose="judge",
-                )
-            )
-            p_zero = _zero_probability(second)
+            p_zero = _zero_probability(self._next_token(messages, _PREFILL + "1"))
             probs[10] = p_one * p_zero
             probs[1] = p_one * (1.0 - p_zero)
         mass = sum(probs.values())
@@ -134,7 +118,12 @@ class LLMJudge:
         for attempt in range(self.max_attempts):
             answer = self.llm.complete(
                 ChatRequest(
-                    messages, temperature=1.0, max_tokens=8, seed=self.seed, sample_index=attempt, purpose="judge"
+                    messages,
+                    temperature=1.0,
+                    max_tokens=8,
+                    seed=self.seed + attempt,  # a retry must be a new sample, not the same answer again
+                    sample_index=attempt,
+                    purpose="judge",
                 )
             )
             raw = answer.text

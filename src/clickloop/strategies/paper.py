@@ -8,6 +8,7 @@ unless every new item was written, so a failed step leaves the state unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,12 @@ def _apply(state: ContextState, drop: list[str], new: list[Item]) -> ContextStat
     return advance(add_items(drop_items(state, drop), new))
 
 
-def _texts(state: ContextState) -> list[str]:
-    return [r.item.text for r in state.records]
+def _write(
+    writer: ItemWriter, state: ContextState, new: list[Item], prompt: str, origin: ItemOrigin, **kw: Any
+) -> Item:
+    """One item for IP_{i+1}; it must differ from the whole history and from the items ``new`` so far."""
+    existing = [r.item.text for r in state.records] + [item.text for item in new]
+    return writer.write_one(state.context, prompt, origin, state.iteration + 1, existing, **kw)
 
 
 @dataclass(frozen=True)
@@ -43,18 +48,11 @@ class NoDrop:
 
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         new: list[Item] = []
-        existing = _texts(state)
         for _ in range(self.n_new):
-            item = writer.write_one(
-                state.context,
-                "iterate_plain",
-                ItemOrigin.NO_DROP,
-                state.iteration + 1,
-                existing + [i.text for i in new],
-                parents=state.pool,
-                questions=render_questions(state.records),
+            questions = render_questions(state.records)
+            new.append(
+                _write(writer, state, new, "iterate_plain", ItemOrigin.NO_DROP, parents=state.pool, questions=questions)
             )
-            new.append(item)
         return _apply(state, [], new)
 
 
@@ -77,18 +75,19 @@ class FullCtr:
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         state = self.prepare(state, rng)
         drop = worst_items(state.pool_records, self.n_drop)
+        parents = tuple(r.item.item_id for r in state.records)
         new: list[Item] = []
-        existing = _texts(state)
         for _ in range(self.n_drop):
+            notes = {"dropped": ",".join(drop)}
             new.append(
-                writer.write_one(
-                    state.context,
+                _write(
+                    writer,
+                    state,
+                    new,
                     self.template,
                     self.origin,
-                    state.iteration + 1,
-                    existing + [i.text for i in new],
-                    parents=tuple(r.item.item_id for r in state.records),
-                    notes={"dropped": ",".join(drop)},
+                    parents=parents,
+                    notes=notes,
                     **self.prompt_values(state),
                 )
             )
@@ -155,32 +154,18 @@ class ExploreExploit:
 
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         drop = worst_items(state.pool_records, self.n_drop)
-        existing = _texts(state)
         new: list[Item] = []
         for _ in range(self.n_explore):
+            questions = render_questions(state.pool_records)
             new.append(
-                writer.write_one(
-                    state.context,
-                    "iterate_plain",
-                    ItemOrigin.EXPLORE,
-                    state.iteration + 1,
-                    existing + [i.text for i in new],
-                    parents=state.pool,
-                    questions=render_questions(state.pool_records),
-                )
+                _write(writer, state, new, "iterate_plain", ItemOrigin.EXPLORE, parents=state.pool, questions=questions)
             )
         best = max(state.pool_records, key=lambda r: r.ctr).item.item_id
+        parents = (best, *(r.item.item_id for r in state.records if r.item.item_id != best))
         for _ in range(self.n_exploit):
+            notes = {"best_item": best, "dropped": ",".join(drop)}
+            history = render_history(state.records)
             new.append(
-                writer.write_one(
-                    state.context,
-                    "exploit",
-                    ItemOrigin.EXPLOIT,
-                    state.iteration + 1,
-                    existing + [i.text for i in new],
-                    parents=(best, *(r.item.item_id for r in state.records if r.item.item_id != best)),
-                    notes={"best_item": best, "dropped": ",".join(drop)},
-                    history=render_history(state.records),
-                )
+                _write(writer, state, new, "exploit", ItemOrigin.EXPLOIT, parents=parents, notes=notes, history=history)
             )
         return _apply(state, drop, new)
