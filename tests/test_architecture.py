@@ -18,8 +18,20 @@ EDGES = (
     "clickloop.llm.cache",
     "clickloop.llm.models",
     "clickloop.llm.registry",
+    "clickloop.service",
 )
-IO_MODULES = ("sqlite3", "tqdm", "matplotlib", "click", "openai", "xllamacpp", "httpx", "subprocess")
+IO_MODULES = (
+    "sqlite3",
+    "psycopg",
+    "psycopg_pool",
+    "tqdm",
+    "matplotlib",
+    "click",
+    "openai",
+    "xllamacpp",
+    "httpx",
+    "subprocess",
+)
 
 
 def imports(path: Path) -> set[str]:
