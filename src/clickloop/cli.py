@@ -26,6 +26,7 @@ _FLAG_TO_FIELD = {
     "judge_mode": "judge_mode",
     "generator_temperature": "generator_temperature",
     "max_attempts": "max_attempts",
+    "skip_failed_steps": "skip_failed_steps",
     "concurrency": "concurrency",
     "llm_parallel": "llm_parallel",
     "cache_dir": "cache_dir",
@@ -166,7 +167,13 @@ def experiment_options(fn: Any) -> Any:
             show_default=True,
             help="Sampling temperature for item generation.",
         ),
-        click.option("--max-attempts", type=int, default=5, show_default=True, help="Bound on re-asks per item."),
+        click.option("--max-attempts", type=int, default=8, show_default=True, help="Bound on re-asks per item."),
+        click.option(
+            "--skip-failed-steps",
+            is_flag=True,
+            default=False,
+            help="Keep the pool for an iteration whose items the LLM failed to write, instead of stopping.",
+        ),
         click.option("--concurrency", type=int, default=0, help="Cells run at once (0: what the backend allows)."),
         click.option(
             "--llm-parallel",
@@ -231,6 +238,7 @@ def _run(ctx: click.Context, params: dict[str, Any], out: Path, make_report: boo
 @click.version_option(package_name="clickloop")
 def cli() -> None:
     """clickloop: improve LLM-generated recommendations from click feedback (Generative Explore-Exploit)."""
+
 
 
 @cli.command()

@@ -192,3 +192,22 @@ def test_server_outage_stops_the_run_and_keeps_finished_iterations(tmp_path):
     assert (tmp_path / "summary.json").is_file()
     run_experiment(small, tmp_path, backend=canned_backend())
     assert len(iteration_files(tmp_path)) == 4
+
+
+def test_skip_failed_steps_carries_the_pool_over(tmp_path):
+    def stubborn(request):
+        if "New Question" in request.messages[0].content and "CTR" in request.messages[0].content:
+            return "I will not write a question."
+        return canned_responder(request)
+
+    small = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=2)
+    outcome = run_experiment(small, tmp_path / "stop", backend=ScriptedLLM(stubborn))
+    assert len(outcome.failures) == 1 and "I will not" in outcome.failures[0]["error"]
+    skipping = small.model_copy(update={"skip_failed_steps": True})
+    outcome = run_experiment(skipping, tmp_path / "skip", backend=ScriptedLLM(stubborn))
+    assert outcome.failures == []
+    entry = outcome.summary["results"]["Quality"]["full-ctr"]
+    assert entry["skipped_steps"] == 2 and entry["complete"]
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "skip" / "cells").rglob("iter-*.json"))]
+    assert [r["pool"] for r in records][0][0]["text"] == records[2]["pool"][0]["text"]
+    assert "ParseError" in records[1]["step_error"] and "step_error" not in records[0]

@@ -134,6 +134,7 @@ def test_writer_reasks_with_the_reason_then_accepts():
     assert "forbidden word" in llm.requests[1].messages[-1].content
     assert llm.requests[1].messages[1].content == answers[0]
     assert len({r.seed for r in llm.requests}) == 3
+    assert [r.temperature for r in llm.requests] == pytest.approx([0.8, 0.9, 1.0])
 
 
 def test_writer_gives_up_with_raw_text_and_state_is_untouched():

@@ -19,13 +19,19 @@ import numpy as np
 
 from clickloop.core.items import ItemStats
 from clickloop.core.personas import Population
-from clickloop.core.pool import Context, ContextState, add_items, observe
+from clickloop.core.pool import Context, ContextState, add_items, advance, observe
+from clickloop.errors import BadResponseError, ContextTooLongError, ParseError
 from clickloop.experiment.files import read_json, state_from_json, state_to_json, write_json_atomic
 from clickloop.judges.base import ScoreBook
 from clickloop.llm.base import Accounting
 from clickloop.simulator.click_model import ClickModel, simulate
 from clickloop.strategies import Strategy
 from clickloop.strategies.writer import ItemWriter
+
+# errors that concern one cell's content (its LLM output, its history's length): the cell stops, is
+# recorded in error.json and the others go on (or, with ``skip_failed_steps``, the step is skipped);
+# anything else (server down, bad config, broken model) stops the whole run
+CELL_ERRORS = (ParseError, BadResponseError, ContextTooLongError)
 
 
 def slug(text: str) -> str:
@@ -64,6 +70,7 @@ class CellDeps:
     n_sessions: int
     pool_size: int
     run_info: dict[str, Any] = field(default_factory=dict)  # resolved config and versions, stored per file
+    skip_failed_steps: bool = False
 
 
 def last_finished(cell_dir: Path) -> tuple[int, dict[str, Any] | None]:
@@ -96,6 +103,7 @@ def run_cell(
     for iteration in range(done + 1, iterations + 1):
         started = time.perf_counter()
         before = deps.accounting.snapshot()
+        step_error = ""
         if iteration == 0:
             state = add_items(ContextState(context), deps.writer.initial_pool(context, deps.pool_size))
         else:
@@ -103,8 +111,15 @@ def run_cell(
             rng = np.random.default_rng(
                 _stream(spec.seed, spec.population.name, spec.strategy.name, spec.topic, iteration)
             )
-            state = spec.strategy.step(state, deps.writer, rng)
+            try:
+                state = spec.strategy.step(state, deps.writer, rng)
+            except CELL_ERRORS as exc:
+                if not deps.skip_failed_steps:
+                    raise
+                state, step_error = advance(state), f"{type(exc).__name__}: {exc}"
         record = evaluate(spec, deps, state, iteration)
+        if step_error:
+            record["step_error"] = step_error  # the pool was carried over unchanged
         state = observe(state, {r["item_id"]: ItemStats(r["impressions"], r["clicks"]) for r in record["pool"]})
         record["state"] = state_to_json(state)
         record["llm"] = Accounting.delta(deps.accounting.snapshot(), before)

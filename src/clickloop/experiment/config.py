@@ -44,7 +44,10 @@ class ExperimentConfig(BaseModel):
     ``temperature``/``rejection_score``: T and RS of Eq. 1 (paper: 1.5, 11). ``pool_size``: |IP| (5).
     ``generator_temperature``: sampling temperature of item generation (the paper does not state it).
     ``judge_mode``: ``auto``/``logprobs``/``parse`` for the LLM judge. ``concurrency``: cells run at once
-    (0 = what the backend allows). ``llm_parallel``: parallel slots of the embedded llama.cpp server (on
+    (0 = what the backend allows). ``skip_failed_steps``: when the LLM still writes no valid item
+    after ``max_attempts``, keep the pool unchanged for that iteration and record the error on it,
+    instead of stopping the cell (what a live service does; a small model needs it on long runs).
+    ``llm_parallel``: parallel slots of the embedded llama.cpp server (on
     2 cores, 4 slots gave ~1.3x the aggregate tokens/s of one).
     """
 
@@ -66,7 +69,8 @@ class ExperimentConfig(BaseModel):
     judge: str = "llm"
     judge_mode: str = "auto"
     generator_temperature: float = 0.8
-    max_attempts: int = 5
+    max_attempts: int = 8
+    skip_failed_steps: bool = False
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     concurrency: int = 0
     llm_parallel: int = 1

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from clickloop.domains.loader import Domain, load_domain
-from clickloop.errors import BadResponseError, ConfigurationError, ContextTooLongError, ParseError
-from clickloop.experiment.cell import CellDeps, CellSpec, run_cell
+from clickloop.errors import ConfigurationError
+from clickloop.experiment.cell import CELL_ERRORS, CellDeps, CellSpec, run_cell
 from clickloop.experiment.config import RESULT_FIELDS, ExperimentConfig
 from clickloop.experiment.files import read_json, write_json_atomic
 from clickloop.experiment.summary import summarize
@@ -35,11 +35,6 @@ from clickloop.llm.cache import Accounted, Cached, ResponseCache
 from clickloop.llm.registry import make_backend
 from clickloop.simulator.click_model import ClickModel
 from clickloop.strategies import ItemConstraints, ItemWriter, make_strategy
-
-# errors that concern one cell's content (its LLM output, its history's length): the cell stops, is
-# recorded in error.json and the others go on; anything else (server down, bad config, broken model)
-# stops the whole run
-CELL_ERRORS = (ParseError, BadResponseError, ContextTooLongError)
 
 
 def versions() -> dict[str, str]:
@@ -144,6 +139,7 @@ def run_experiment(
             config.n_sessions,
             config.pool_size,
             run_info,
+            config.skip_failed_steps,
         )
         cell_dir = out / "cells" / spec.path
         try:

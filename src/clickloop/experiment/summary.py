@@ -2,7 +2,8 @@
 
 Per population and strategy: ``ctr`` and ``mean_score`` per iteration (IP_0..IP_I, mean over cells),
 ``avg_ctr`` (mean of ctr[1:], the iterations after IP_0; ctr[0] if there are none), ``last_ctr``,
-summed ``sessions``/``clicks`` per iteration (for z-tests), per-cell curves and LLM accounting.
+summed ``sessions``/``clicks`` per iteration (for z-tests), per-cell curves, LLM accounting and
+``skipped_steps`` (iterations whose new items the LLM failed to write, pool carried over).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def summarize(out: Path, cells: list[CellSpec], config: ExperimentConfig, versio
     for spec in cells:
         records = _cell_records(out / "cells" / spec.path)
         entry = results.setdefault(spec.population.name, {}).setdefault(
-            spec.strategy.name, {"cells": [], "llm": {}, "failed_cells": []}
+            spec.strategy.name, {"cells": [], "llm": {}, "failed_cells": [], "skipped_steps": 0}
         )
         if (out / "cells" / spec.path / "error.json").is_file():
             entry["failed_cells"].append(str(spec.path))
@@ -56,6 +57,7 @@ def summarize(out: Path, cells: list[CellSpec], config: ExperimentConfig, versio
         )
         for r in records:
             _add_usage(entry["llm"], r.get("llm", {}))
+            entry["skipped_steps"] += "step_error" in r
     for strategies in results.values():
         for entry in strategies.values():
             cells_ = entry["cells"]

@@ -33,19 +33,26 @@ def render_questions(records: Sequence[ItemRecord]) -> str:
 @dataclass
 class ItemWriter:
     """Writes items for one context with one LLM. ``temperature``: generation sampling temperature
-    (the paper does not state it); ``seed``: base seed of every generation request."""
+    (the paper does not state it); ``seed``: base seed of every generation request. ``avoid``: texts
+    that new items must not duplicate besides those a strategy passes (the service's items that were
+    rejected in review or still wait for it: they are in no pool, so in no strategy's history)."""
 
     domain: Domain
     llm: LLMBackend
     constraints: ItemConstraints
     temperature: float = 0.8
-    max_attempts: int = 5
+    max_attempts: int = 8
+    temperature_step: float = 0.1
     seed: int = 0
     max_tokens: int = 64
+    avoid: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts ({self.max_attempts}) must be >= 1")
+
+    def _temperature(self, attempt: int) -> float:
+        return min(1.5, self.temperature + self.temperature_step * attempt) if attempt else self.temperature
 
     def initial_pool(self, context: Context, n: int, iteration: int = 0) -> list[Item]:
         """IP_0: ``n`` questions from the initialisation prompt (Figure 9), re-asked until ``n`` pass."""
@@ -58,7 +65,7 @@ class ItemWriter:
             answer = self.llm.complete(
                 ChatRequest(
                     user(prompt),
-                    temperature=self.temperature,
+                    temperature=self._temperature(attempts),
                     max_tokens=40 * n,
                     seed=self.seed + attempts,
                     sample_index=attempts,
@@ -67,7 +74,7 @@ class ItemWriter:
             attempts += 1
             raw = answer.text
             for question in parse_question_list(raw):
-                if len(accepted) < n and self.constraints.violation(question, accepted) is None:
+                if len(accepted) < n and self.constraints.violation(question, [*accepted, *self.avoid]) is None:
                     accepted.append(question)
         if len(accepted) < n:
             raise ParseError(
@@ -93,12 +100,13 @@ class ItemWriter:
         template = self.domain.prompt(prompt_name)
         prompt = template.render(topic=context.topic, max_words=self.constraints.max_words, **values)
         messages: tuple[Message, ...] = user(prompt)
+        existing = [*existing, *self.avoid]
         raw = ""
         for attempt in range(self.max_attempts):
             answer = self.llm.complete(
                 ChatRequest(
                     messages,
-                    temperature=self.temperature,
+                    temperature=self._temperature(attempt),
                     max_tokens=self.max_tokens,
                     seed=self.seed + 1000 * iteration + attempt,
                     sample_index=attempt,
