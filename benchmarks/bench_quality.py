@@ -36,6 +36,7 @@ CONFIGS = {
         seeds=[1],
         llm="llamacpp",
         judge="llm",
+        skip_failed_steps=True,  # a step the 1.5B cannot write keeps the pool; counted in the report
     ),
     "length": dict(
         domain="ecommerce",
@@ -48,6 +49,7 @@ CONFIGS = {
         seeds=[1],
         llm="llamacpp",
         judge="length-words",
+        skip_failed_steps=True,
     ),
 }
 
@@ -75,8 +77,14 @@ def main(name: str) -> None:
                 for key, value in usage.items():
                     bucket[key] = round(bucket.get(key, 0) + value, 3)
     previous = RESULTS / name / "bench.json"
+    skipped = {
+        f"{population} / {strategy}": entry["skipped_steps"]
+        for population, strategies in outcome.summary["results"].items()
+        for strategy, entry in strategies.items()
+    }
     record = {
         "benchmark": f"quality-{name}",
+        "skipped_steps": skipped,
         "machine": machine(),
         "wall_seconds_this_invocation": round(wall, 1),
         "llm_totals": totals,
