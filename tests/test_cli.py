@@ -17,6 +17,13 @@ COMMANDS = [
     ["models", "list"],
     ["models", "prepare"],
     ["models", "verify"],
+    ["serve"],
+    ["worker"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
+    ["openapi"],
 ]
 
 

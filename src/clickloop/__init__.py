@@ -12,6 +12,7 @@ from clickloop.domains import Domain, load_domain
 from clickloop.errors import (
     ClickloopError,
     ConfigurationError,
+    ConflictError,
     LLMError,
     ModelError,
     NotFoundError,
@@ -28,6 +29,7 @@ __all__ = [
     "ClickModel",
     "ClickloopError",
     "ConfigurationError",
+    "ConflictError",
     "Context",
     "ContextState",
     "Domain",

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from clickloop.cli_service import COMMANDS as SERVICE_COMMANDS
 from clickloop.errors import ClickloopError, ConfigurationError
 
 # CLI flag -> ExperimentConfig field
@@ -239,6 +240,9 @@ def _run(ctx: click.Context, params: dict[str, Any], out: Path, make_report: boo
 def cli() -> None:
     """clickloop: improve LLM-generated recommendations from click feedback (Generative Explore-Exploit)."""
 
+
+for _command in SERVICE_COMMANDS:  # serve, worker, keys, openapi (the online service)
+    cli.add_command(_command)
 
 
 @cli.command()

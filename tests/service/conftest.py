@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,93 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 @pytest.fixture
 def store(backend: Backend) -> Store:
     return backend.store
+
+
+# -- the HTTP API -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    """The ASGI app on one test database, with an admin key and a client key for every context."""
+
+    http: Any
+    db: Backend
+    admin: dict[str, str]
+    client: dict[str, str]
+
+    @property
+    def store(self) -> Store:
+        return self.db.store
+
+    @staticmethod
+    def bearer(secret: str) -> dict[str, str]:
+        return bearer(secret)
+
+    def key(self, role: str, context_ids: list[str] | None = None) -> dict[str, str]:
+        """Headers with a new key's secret."""
+        from clickloop.service.keys import create_key
+
+        return bearer(create_key(self.store, role, context_ids)[1])
+
+    def put_context(self, context_id: str = "shop", **config: Any) -> Any:
+        body = {"topic": "Cookware Sets", "llm": "scripted", **config}
+        response = self.http.put(f"/v1/contexts/{context_id}", json=body, headers=self.admin)
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def iterate(self, **worker_options: Any) -> bool:
+        """Let a worker run one due iteration, as the background worker would."""
+        from clickloop.service.worker import Worker
+
+        worker = Worker(self.store, worker_id="test-worker", **worker_options)
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    def ready_context(self, context_id: str = "shop", **config: Any) -> Any:
+        """A context with its initial pool."""
+        self.put_context(context_id, **config)
+        assert self.iterate()
+        return self.http.get(f"/v1/contexts/{context_id}", headers=self.admin).json()
+
+    def suggest(self, context_id: str = "shop") -> Any:
+        response = self.http.get(f"/v1/contexts/{context_id}/suggestions", headers=self.client)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post_events(self, events: list[dict[str, Any]], context_id: str = "shop", headers: Any = None) -> Any:
+        return self.http.post(
+            f"/v1/contexts/{context_id}/events", json={"events": events}, headers=headers or self.client
+        )
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def _api(db: Backend) -> Iterator[Api]:
+    from fastapi.testclient import TestClient
+
+    from clickloop.service.app import create_app
+    from clickloop.service.keys import create_key
+
+    app = create_app(store=db.store, run_worker=False, env={})
+    with TestClient(app) as http:
+        yield Api(http, db, bearer(create_key(db.store, "admin")[1]), bearer(create_key(db.store, "client")[1]))
+
+
+@pytest.fixture
+def api(backend: Backend) -> Iterator[Api]:
+    """The API on SQLite and on PostgreSQL."""
+    yield from _api(backend)
+
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[Api]:
+    """The API on SQLite only (where the database makes no difference to what is tested)."""
+    db = Backend("sqlite", str(tmp_path / "store.db"), FakeClock(), tmp_path)
+    try:
+        yield from _api(db)
+    finally:
+        db.teardown()

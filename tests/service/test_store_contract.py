@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from clickloop.core.items import Item, ItemOrigin, ItemStats, Provenance
-from clickloop.errors import NotFoundError, StorageError, ValidationError
+from clickloop.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from clickloop.llm.base import Completion, RoleUsage, TokenChoice
 from clickloop.service.store import (
     ApiKeyRole,
@@ -138,7 +138,7 @@ def test_invalid_contexts_are_refused(store, context_id, config, match):
 
 def test_duplicate_context_is_refused(store):
     store.create_context(CTX, CONFIG)
-    with pytest.raises(ValidationError, match="already exists"):
+    with pytest.raises(ConflictError, match="already exists"):
         store.create_context(CTX, CONFIG)
 
 
@@ -468,9 +468,9 @@ def test_stale_apply_changes_nothing(store):
     a, b, _ = seeded(store)
     store.apply_iteration(CTX, 0, make_items(["Winner?"], 1), [a.item_id])
     before = (store.get_context(CTX), store.pool_history(CTX), store.list_items(CTX))
-    with pytest.raises(StorageError, match="at iteration 1, not the expected 0"):
+    with pytest.raises(ConflictError, match="at iteration 1, not the expected 0"):
         store.apply_iteration(CTX, 0, make_items(["Loser?"], 1), [b.item_id])
-    with pytest.raises(StorageError, match="not the expected None"):
+    with pytest.raises(ConflictError, match="not the expected None"):
         store.apply_iteration(CTX, None, make_items(["Loser?"]), [])
     assert (store.get_context(CTX), store.pool_history(CTX), store.list_items(CTX)) == before
 
@@ -613,12 +613,18 @@ def test_api_key_scope_and_revocation(backend, store):
         pytest.param("k", "a" * 64, "client", [], "context_ids must not be empty", id="empty-scope"),
         pytest.param("k", "a" * 64, "client", "ctx", "not one string", id="scope-string"),
         pytest.param("bad key", "a" * 64, "client", None, "key_id", id="bad-key-id"),
-        pytest.param("dup", "b" * 64, "client", None, "exists", id="duplicate-id"),
-        pytest.param("other", "c" * 64, "client", None, "exists", id="duplicate-secret"),
     ],
 )
 def test_invalid_api_keys_are_refused(store, key_id, secret_hash, role, scope, match):
     store.create_api_key("dup", "c" * 64, ApiKeyRole.CLIENT)
     with pytest.raises(ValidationError, match=match):
         store.create_api_key(key_id, secret_hash, role, scope)
+    assert [k.key_id for k in store.list_api_keys()] == ["dup"]
+
+
+@pytest.mark.parametrize(("key_id", "secret_hash"), [("dup", "b" * 64), ("other", "c" * 64)], ids=["id", "secret"])
+def test_duplicate_api_keys_conflict(store, key_id, secret_hash):
+    store.create_api_key("dup", "c" * 64, ApiKeyRole.CLIENT)
+    with pytest.raises(ConflictError, match="exists"):
+        store.create_api_key(key_id, secret_hash, ApiKeyRole.CLIENT)
     assert [k.key_id for k in store.list_api_keys()] == ["dup"]

@@ -133,6 +133,17 @@ def _from_data(data: dict, base: Path | None, package_dir: str | None, source: s
     return domain
 
 
+def domain_from_data(data: dict, source: str = "inline domain") -> Domain:
+    """A domain from an already parsed domain-file object whose prompts are all inline ``{"text": ...}``
+    (the online service's custom domains: no file is ever read)."""
+    prompts = data.get("prompts") if isinstance(data, dict) else None
+    if isinstance(prompts, dict):
+        paths = sorted(name for name, spec in prompts.items() if not isinstance(spec, dict))
+        if paths:
+            raise ConfigurationError(f'{source}: prompts {paths} must be inline objects {{"text": ...}}, not paths')
+    return _from_data(data, None, None, source)
+
+
 def load_domain(spec: str) -> Domain:
     """A built-in domain by id (``ecommerce``, ``wikipedia``) or a JSON domain file by path."""
     if spec in BUILTIN_DOMAINS:

@@ -1,8 +1,10 @@
-"""Response cache (SQLite) and accounting wrappers around any :class:`LLMBackend`.
+"""Response cache and accounting wrappers around any :class:`LLMBackend`.
 
 The cache key is :func:`clickloop.llm.base.cache_key`: sha256 over backend id and the full request
-(messages, sampling parameters, seed, sample index). Rows are JSON. A hit is marked ``cached=True``
-and costs no LLM time. The file is in WAL mode, so several threads and processes can share it.
+(messages, sampling parameters, seed, sample index). :class:`Cached` takes any :class:`CacheBackend`:
+:class:`ResponseCache` (a SQLite file in WAL mode, which several threads and processes can share) for
+experiments, the service's store for the online service. Rows are JSON. A hit is marked
+``cached=True`` and costs no LLM time.
 """
 
 from __future__ import annotations
@@ -13,9 +15,18 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from clickloop.errors import StorageError
 from clickloop.llm.base import Accounting, ChatRequest, Completion, LLMBackend, cache_key
+
+
+class CacheBackend(Protocol):
+    """Where :class:`Cached` keeps answers. ``get`` returns a hit marked ``cached=True``, ``seconds=0``."""
+
+    def get(self, key: str) -> Completion | None: ...
+
+    def put(self, key: str, backend_id: str, completion: Completion) -> None: ...
 
 
 class ResponseCache:
@@ -60,7 +71,10 @@ class ResponseCache:
         return int(self._connect().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
 
-class _Wrapper:
+class BackendWrapper:
+    """Base of wrappers around a backend (``Cached(Retrying(backend))``): the backend's properties and
+    lifecycle pass through; a subclass defines ``complete``."""
+
     def __init__(self, inner: LLMBackend) -> None:
         self.inner = inner
         self.backend_id = inner.backend_id
@@ -74,10 +88,10 @@ class _Wrapper:
         self.inner.close()
 
 
-class Cached(_Wrapper):
-    """Serve repeated requests from a :class:`ResponseCache`; only successful answers are stored."""
+class Cached(BackendWrapper):
+    """Serve repeated requests from a :class:`CacheBackend`; only successful answers are stored."""
 
-    def __init__(self, inner: LLMBackend, cache: ResponseCache) -> None:
+    def __init__(self, inner: LLMBackend, cache: CacheBackend) -> None:
         super().__init__(inner)
         self.cache = cache
 
@@ -91,7 +105,7 @@ class Cached(_Wrapper):
         return completion
 
 
-class Accounted(_Wrapper):
+class Accounted(BackendWrapper):
     """Add every answer to an :class:`Accounting` under the request's ``purpose``."""
 
     def __init__(self, inner: LLMBackend, accounting: Accounting | None = None) -> None:

@@ -33,6 +33,30 @@ def _plugins() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="clickloop.backends")}
 
 
+def check_backend_id(spec: str) -> str:
+    """``spec`` if it names a registered backend (nothing is imported or built); else UnknownIdError."""
+    if not isinstance(spec, str):
+        raise ConfigurationError(f"LLM backend id must be a string, got {type(spec).__name__}")
+    kind, _, rest = spec.partition(":")
+    if kind == "openai" and not rest:
+        raise ConfigurationError("backend 'openai' needs a model name: openai:MODEL, e.g. openai:gpt-4o-mini")
+    if kind in BUILTIN_KINDS or kind in _plugins():
+        return spec
+    raise UnknownIdError(
+        "LLM backend",
+        spec,
+        [
+            "llamacpp",
+            "llamacpp:MODEL_ID",
+            "llamacpp:/path/to/model.gguf",
+            "openai:MODEL",
+            "scripted",
+            *sorted(_plugins()),
+        ],
+        "Local models need pip install -e '.[local]'; OpenAI-compatible servers need '.[openai]'.",
+    )
+
+
 def make_backend(
     spec: str,
     *,
@@ -42,6 +66,7 @@ def make_backend(
     cache_root: Path | None = None,
 ) -> LLMBackend:
     """Build (but do not start) the backend named by ``spec``; local models live in ``cache_root/models``."""
+    check_backend_id(spec)
     kind, _, rest = spec.partition(":")
     if kind == "llamacpp":
         from clickloop.llm.llamacpp import LlamaCppBackend
@@ -53,8 +78,6 @@ def make_backend(
             cache_dir=cache_root / "models" if cache_root else None,
         )
     if kind == "openai":
-        if not rest:
-            raise ConfigurationError("backend 'openai' needs a model name: openai:MODEL, e.g. openai:gpt-4o-mini")
         from clickloop.llm.openai_compat import OpenAICompatible
 
         return OpenAICompatible(model=rest, base_url=base_url)
@@ -62,16 +85,8 @@ def make_backend(
         from clickloop.llm.scripted import canned_backend
 
         return canned_backend()
-    plugins = _plugins()
-    if kind in plugins:
-        factory = plugins[kind].load()  # type: ignore[attr-defined]
-        return factory(rest, base_url=base_url)  # type: ignore[no-any-return]
-    raise UnknownIdError(
-        "LLM backend",
-        spec,
-        ["llamacpp", "llamacpp:MODEL_ID", "llamacpp:/path/to/model.gguf", "openai:MODEL", "scripted", *sorted(plugins)],
-        "Local models need pip install -e '.[local]'; OpenAI-compatible servers need '.[openai]'.",
-    )
+    factory = _plugins()[kind].load()  # type: ignore[attr-defined]
+    return factory(rest, base_url=base_url)  # type: ignore[no-any-return]
 
 
 def with_cache(backend: LLMBackend, cache_path: str | Path | None) -> LLMBackend:

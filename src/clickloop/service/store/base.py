@@ -279,7 +279,8 @@ class Store(Protocol):
     processes at once; ``close()`` releases the connections (the store must not be used after).
     Errors: :class:`~clickloop.errors.NotFoundError` for an unknown context/item/key,
     :class:`~clickloop.errors.ValidationError` for bad arguments,
-    :class:`~clickloop.errors.StorageError` for database failures and lost races.
+    :class:`~clickloop.errors.ConflictError` (a :class:`~clickloop.errors.StorageError`) for an id that
+    exists already and for lost races, :class:`~clickloop.errors.StorageError` for database failures.
     """
 
     @property
@@ -295,7 +296,7 @@ class Store(Protocol):
 
     # contexts
     def create_context(self, context_id: str, config: Mapping[str, Any]) -> ContextRow:
-        """A new context; ValidationError if ``context_id`` exists or ``config["schedule"]`` is invalid."""
+        """A new context; ConflictError if ``context_id`` exists, ValidationError for an invalid schedule."""
         ...
 
     def update_context(self, context_id: str, config: Mapping[str, Any]) -> ContextRow: ...
@@ -366,7 +367,7 @@ class Store(Protocol):
     ) -> ContextRow:
         """Drop items, add new ones (pending review if ``pending``) and make the result the next pool.
 
-        StorageError, changing nothing, if the live iteration is no longer ``expected_iteration``.
+        ConflictError, changing nothing, if the live iteration is no longer ``expected_iteration``.
         """
         ...
 
@@ -398,7 +399,9 @@ class Store(Protocol):
         context_ids: Sequence[str] | None = None,
         label: str = "",
     ) -> ApiKeyRow:
-        """Store a key by the :func:`secret_sha256` of its secret; the caller makes and shows the secret."""
+        """Store a key by the :func:`secret_sha256` of its secret; the caller makes and shows the secret.
+
+        ConflictError if ``key_id`` or the secret is taken."""
         ...
 
     def find_api_key(self, secret_hash: str) -> ApiKeyRow | None:

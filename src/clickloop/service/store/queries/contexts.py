@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from clickloop.errors import NotFoundError, ValidationError
+from clickloop.errors import ConflictError, NotFoundError, ValidationError
 from clickloop.service.store.base import ContextRow, Schedule, check_slug
 from clickloop.service.store.tx import Row, Tx, dump_json, load_json
 
@@ -16,7 +16,7 @@ COLUMNS = (
 
 
 def not_found(context_id: str) -> NotFoundError:
-    return NotFoundError(f"no context {context_id!r}; create it first or check the id")
+    return NotFoundError(f"no context {context_id!r}; create it first or check the id", field="context_id")
 
 
 def to_row(row: Row) -> ContextRow:
@@ -42,7 +42,7 @@ def create(tx: Tx, context_id: str, config: Mapping[str, Any], now: float) -> Co
         (context_id, text, *_schedule_columns(schedule), now, now),
     )
     if not inserted:
-        raise ValidationError(f"context_id {context_id!r} already exists; update it or choose another id")
+        raise ConflictError(f"context_id {context_id!r} already exists; update it or choose another id")
     return get(tx, context_id)
 
 

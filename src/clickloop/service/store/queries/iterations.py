@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 
 from clickloop.core.items import Item
-from clickloop.errors import NotFoundError, StorageError, ValidationError, require
+from clickloop.errors import ConflictError, NotFoundError, ValidationError, require
 from clickloop.service.store.base import ContextRow, ItemStatus
 from clickloop.service.store.queries import contexts
 from clickloop.service.store.tx import Tx, dump_json, marks
@@ -139,7 +139,7 @@ def apply(
 ) -> ContextRow:
     current = contexts.get(tx, context_id, lock=True)
     if current.iteration != expected:
-        raise StorageError(
+        raise ConflictError(
             f"context {context_id!r} is at iteration {current.iteration}, not the expected {expected}: another "
             "worker applied an iteration first. Nothing was changed; reload the context and compute again"
         )
@@ -181,7 +181,7 @@ def review(tx: Tx, context_id: str, item_ids: Sequence[str], approve: bool) -> N
     found = {str(item_id): str(status) for item_id, status in rows}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise NotFoundError(f"no items {missing} in context {context_id!r}")
+        raise NotFoundError(f"no items {missing} in context {context_id!r}", field="item_ids")
     not_pending = {i: s for i, s in found.items() if s != ItemStatus.PENDING}
     require(not not_pending, f"items {not_pending} are not pending review; only pending items can be reviewed")
     status = ItemStatus.LIVE if approve else ItemStatus.REJECTED

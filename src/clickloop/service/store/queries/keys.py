@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clickloop.errors import NotFoundError, ValidationError, require
+from clickloop.errors import ConflictError, NotFoundError, ValidationError, require
 from clickloop.service.store.base import SHA256_HEX, ApiKeyRole, ApiKeyRow, check_slug
 from clickloop.service.store.tx import Row, Tx, dump_json, load_json
 
@@ -56,14 +56,14 @@ def create(
         (secret_hash, key_id, checked.value, _scope(checked, context_ids), label, now),
     )
     if not inserted:
-        raise ValidationError(f"an API key {key_id!r} or one with the same secret exists; choose another id and secret")
+        raise ConflictError(f"an API key {key_id!r} or one with the same secret exists; choose another id and secret")
     return get(tx, key_id)
 
 
 def get(tx: Tx, key_id: str) -> ApiKeyRow:
     row = tx.row(f"SELECT {COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
     if row is None:
-        raise NotFoundError(f"no API key {key_id!r}; list them to see the ids")
+        raise NotFoundError(f"no API key {key_id!r}; list them to see the ids", field="key_id")
     return _to_row(row)
 
 

@@ -1,0 +1,113 @@
+"""The FastAPI app. :func:`create_app` is the one place service configuration enters (resolved by
+:func:`clickloop.service.settings.resolve_settings`: argument > environment > default).
+
+The store is opened (and migrated) when the app starts (its lifespan) and closed when it stops, unless
+the caller passed an open ``store``. Use ``fastapi.testclient.TestClient(app)`` as a context manager,
+or a server, so that the lifespan runs. Routers added later (the dashboard) are included with
+``app.include_router(...)`` and protect themselves with :func:`clickloop.service.auth.require_admin`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI
+
+from clickloop.service import http_errors
+from clickloop.service.metrics import RequestMetrics, ServiceMetrics
+from clickloop.service.routes import contexts, ops, serving
+from clickloop.service.settings import MAX_BODY_BYTES, resolve_settings
+from clickloop.service.store import Store, open_store
+from clickloop.service.worker import BackendFactory, Worker, default_backend_factory, default_worker_id
+
+WORKER_STOP_GRACE_SECONDS = 10.0
+DEFAULT_STORE_URL_FOR_SPEC = "sqlite:///unused.db"  # the spec does not depend on it; nothing is opened
+
+
+def _version() -> str:
+    try:
+        return metadata.version("clickloop")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def create_app(
+    store_url: str | None = None,
+    *,
+    run_worker: bool | None = None,
+    backend_factory: BackendFactory | None = None,
+    store: Store | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    worker_poll_seconds: float = 1.0,
+    worker_lease_seconds: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """The clickloop HTTP API. ``store``: an open store to use instead of opening ``store_url`` (the
+    caller keeps closing it). ``backend_factory``: LLM backend id -> backend, for the in-process worker."""
+    settings = resolve_settings(store_url, run_worker, max_body_bytes, env)
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = store or open_store(settings.store_url)
+        app.state.store = opened
+        metrics.watch_store(opened)
+        worker, thread = None, None
+        if settings.run_worker:
+            worker = Worker(
+                opened,
+                backend_factory or default_backend_factory,
+                default_worker_id("-serve"),
+                worker_lease_seconds,
+                worker_poll_seconds,
+                metrics=metrics,
+            )
+            thread = threading.Thread(target=worker.run_forever, name="clickloop-worker", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            if worker is not None and thread is not None:
+                worker.stop()
+                thread.join(WORKER_STOP_GRACE_SECONDS)
+            metrics.unwatch_store()
+            if store is None:
+                opened.close()
+
+    app = FastAPI(
+        title="clickloop",
+        version=_version(),
+        summary="Suggested items that get better from clicks (Generative Explore-Exploit).",
+        description=(
+            "Client keys: suggestions and events. Admin keys: everything else. Send `Authorization: Bearer "
+            '<secret>`. Errors: `{"error": {"type", "message", "field"}}`. Item text is data written '
+            "by an LLM: render it as plain text."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    if store is not None:
+        app.state.store = store
+    http_errors.install(app)
+    app.include_router(serving.router)
+    app.include_router(contexts.router)
+    app.include_router(ops.router)
+    app.add_middleware(http_errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` (``clickloop serve --workers N``): settings from the environment."""
+    return create_app()
+
+
+def openapi_document() -> str:
+    """The OpenAPI spec as committed in ``docs/openapi.json`` (``clickloop openapi`` prints it)."""
+    spec = create_app(store_url=DEFAULT_STORE_URL_FOR_SPEC, run_worker=False, env={}).openapi()
+    return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,1 @@
+"""The HTTP routers: ``serving`` (client keys), ``contexts`` (admin keys), ``ops`` (no key)."""

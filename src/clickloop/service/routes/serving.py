@@ -1,0 +1,101 @@
+"""What product pages call, with a client key: suggestions for a context, and click events on them."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter
+
+from fastapi import APIRouter, Depends
+
+from clickloop.errors import NotReadyError
+from clickloop.service.auth import require_client
+from clickloop.service.deps import get_metrics, get_store
+from clickloop.service.metrics import ServiceMetrics
+from clickloop.service.schemas import (
+    EventBatch,
+    EventBatchResult,
+    EventResult,
+    SuggestedItem,
+    Suggestions,
+    error_responses,
+)
+from clickloop.service.store import ApiKeyRow, EventIn, EventStatus, Store
+
+router = APIRouter(prefix="/v1", tags=["serving"], responses=error_responses(401, 403, 404, 422, 503))
+# which items are shown needs no secrecy, only uniformity; impression ids come from ``secrets``
+_pick = random.Random()
+
+
+@router.get(
+    "/contexts/{context_id}/suggestions",
+    response_model=Suggestions,
+    dependencies=[Depends(require_client)],
+)
+def suggestions(
+    context_id: str, store: Store = Depends(get_store), metrics: ServiceMetrics = Depends(get_metrics)
+) -> Suggestions:
+    """``k_shown`` items drawn uniformly at random from the live pool, recorded as one impression.
+
+    Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for.
+    """
+    context = store.get_context(context_id)
+    if context.iteration is None:
+        store.request_iteration(context_id)
+        raise NotReadyError(
+            f"context {context_id!r} has no pool yet; it is being generated, retry shortly", code="pool_not_ready"
+        )
+    pool = store.live_pool(context_id)
+    if not pool.entries:
+        raise NotReadyError(
+            f"the live pool of {context_id!r} is empty: its items wait for review", 60.0, code="pool_not_ready"
+        )
+    shown = _pick.sample(pool.entries, min(int(context.config["k_shown"]), len(pool.entries)))
+    impression = store.record_impression(
+        context_id,
+        pool.iteration,
+        secrets.token_urlsafe(16),
+        [entry.item.item_id for entry in shown],
+        float(context.config["impression_ttl_seconds"]),
+    )
+    metrics.impressions.inc()
+    return Suggestions(
+        impression_id=impression.impression_id,
+        iteration=impression.iteration,
+        items=[SuggestedItem(item_id=entry.item.item_id, text=entry.item.text) for entry in shown],
+    )
+
+
+@router.post(
+    "/contexts/{context_id}/events",
+    response_model=EventBatchResult,
+    responses=error_responses(400, 413),
+)
+def events(
+    context_id: str,
+    batch: EventBatch,
+    key: ApiKeyRow = Depends(require_client),
+    store: Store = Depends(get_store),
+    metrics: ServiceMetrics = Depends(get_metrics),
+) -> EventBatchResult:
+    """Record a batch of clicks in one transaction: all of it is stored, or nothing (on any error).
+
+    Each event's outcome: ``accepted``; ``duplicate`` (its idempotency key was seen before for this
+    API key, or the item was already clicked in that impression); ``rejected:unknown_impression``,
+    ``rejected:expired_impression`` or ``rejected:item_not_shown`` (counted, not stored).
+    """
+    outcomes = store.record_events(
+        context_id,
+        [EventIn(e.idempotency_key, e.impression_id, e.item_id, e.dwell_ms) for e in batch.events],
+        client_id=key.key_id,
+    )
+    for label, n in Counter(o.label for o in outcomes).items():
+        metrics.events.labels(label).inc(n)
+    by_status = Counter(o.status for o in outcomes)
+    metrics.clicks.inc(by_status[EventStatus.ACCEPTED])
+    return EventBatchResult(
+        results=[EventResult(idempotency_key=o.idempotency_key, outcome=o.label) for o in outcomes],
+        accepted=by_status[EventStatus.ACCEPTED],
+        duplicate=by_status[EventStatus.DUPLICATE],
+        rejected=by_status[EventStatus.REJECTED],
+    )

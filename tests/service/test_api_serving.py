@@ -1,0 +1,179 @@
+"""Client routes: suggestions and event batches, their outcomes, limits and what a 4xx leaves behind."""
+
+import json
+
+import pytest
+
+
+def click(shown, key, item=0, **extra):
+    return {
+        "idempotency_key": key,
+        "impression_id": shown["impression_id"],
+        "item_id": shown["items"][item]["item_id"],
+        **extra,
+    }
+
+
+def stored_events(api):
+    return api.db.sql("SELECT idempotency_key FROM events ORDER BY idempotency_key")
+
+
+def test_no_pool_yet_is_503_and_asks_for_one(api):
+    api.put_context("shop")
+    response = api.http.get("/v1/contexts/shop/suggestions", headers=api.client)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["type"] == "pool_not_ready"
+    assert api.store.get_context("shop").iteration_requested_at is not None
+    assert api.iterate()
+    assert len(api.suggest()["items"]) == 3
+
+
+def test_suggestions_are_k_distinct_live_items_and_count_an_impression(api):
+    pool = {item["item_id"]: item["text"] for item in api.ready_context("shop", k_shown=3)["pool"]["items"]}
+    seen = set()
+    for _ in range(12):
+        shown = api.suggest()
+        ids = [item["item_id"] for item in shown["items"]]
+        assert len(set(ids)) == 3 and set(ids) <= set(pool) and shown["iteration"] == 0
+        assert all(item["text"] == pool[item["item_id"]] for item in shown["items"])
+        assert len(shown["impression_id"]) >= 22
+        seen.update(ids)
+    assert seen == set(pool)  # uniform draws reach every item (P(miss one) < 5 * (2/5)^12 ~ 1e-4)
+    context = api.store.get_context("shop")
+    assert (context.impressions_total, context.impressions_since_iteration) == (12, 12)
+    assert sum(e.stats.impressions for e in api.store.live_pool("shop").entries) == 36
+
+
+def test_event_outcomes_and_counts(api):
+    api.ready_context("shop", impression_ttl_seconds=60)
+    old = api.suggest()
+    api.db.clock.advance(61)  # ``old`` expires
+    shown = api.suggest()
+    pool = [e.item.item_id for e in api.store.live_pool("shop").entries]
+    not_shown = next(i for i in pool if i not in {item["item_id"] for item in shown["items"]})
+    batch = [
+        click(shown, "a", 0, dwell_ms=1200),
+        click(shown, "a", 1),  # same key again in the batch
+        click(shown, "b", 0),  # second click on the same shown item
+        {"idempotency_key": "c", "impression_id": "x" * 22, "item_id": pool[0]},
+        {"idempotency_key": "d", "impression_id": shown["impression_id"], "item_id": not_shown},
+        click(old, "e", 0),
+        click(shown, "f", 1, type="click"),
+    ]
+    response = api.post_events(batch)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["outcome"] for r in body["results"]] == [
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "rejected:unknown_impression",
+        "rejected:item_not_shown",
+        "rejected:expired_impression",
+        "accepted",
+    ]
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 2, 3)
+    assert [r[0] for r in stored_events(api)] == ["a", "f"]  # rejected ones are counted, not stored
+    retried = api.post_events(batch).json()
+    assert retried["accepted"] == 0 and retried["results"][0]["outcome"] == "duplicate"
+    counts = api.store.event_counts("shop")
+    assert counts["accepted"] == 2 and counts["rejected:unknown_impression"] == 2
+    clicks = {e.item.item_id: e.stats.clicks for e in api.store.live_pool("shop").entries}
+    assert sum(clicks.values()) == 2
+    assert "clickloop_clicks_total 2.0" in api.http.get("/metrics").text
+
+
+def test_events_on_another_contexts_impression_are_unknown(sqlite_api):
+    sqlite_api.ready_context("shop")
+    sqlite_api.ready_context("garden", topic="Garden Hoses")
+    shown = sqlite_api.suggest("garden")
+    outcome = sqlite_api.post_events([click(shown, "k")], context_id="shop").json()["results"][0]["outcome"]
+    assert outcome == "rejected:unknown_impression"
+
+
+def _too_many(shown):
+    return {"events": [click(shown, f"k{n}") for n in range(1001)]}
+
+
+def _one_bad(shown):
+    return {"events": [click(shown, "good"), click(shown, "bad", dwell_ms="5")]}
+
+
+@pytest.mark.parametrize(
+    ("make_body", "status", "field"),
+    [
+        (_too_many, 422, "events"),
+        (_one_bad, 422, "events.1.dwell_ms"),
+        (
+            lambda s: {"events": [{"idempotency_key": "k", "impression_id": s["impression_id"]}]},
+            422,
+            "events.0.item_id",
+        ),
+        (lambda s: {"events": [click(s, "k", type="view")]}, 422, "events.0.type"),
+        (lambda s: {"events": [click(s, "k", dwell_ms=-1)]}, 422, "events.0.dwell_ms"),
+        (lambda s: {"events": [click(s, "")]}, 422, "events.0.idempotency_key"),
+        (lambda s: {"events": []}, 422, "events"),
+        (lambda s: {"events": [click(s, "k")], "extra": 1}, 422, "extra"),
+        (lambda s: [click(s, "k")], 422, "body"),
+    ],
+    ids=["too-many", "one-bad", "missing-field", "wrong-type-value", "negative", "empty-key", "empty", "extra", "list"],
+)
+def test_invalid_batches_are_refused_whole(api, make_body, status, field):
+    api.ready_context("shop")
+    shown = api.suggest()
+    response = api.http.post("/v1/contexts/shop/events", json=make_body(shown), headers=api.client)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+    assert stored_events(api) == [] and api.store.event_counts() == {}
+
+
+def test_malformed_json_and_unknown_context(sqlite_api):
+    sqlite_api.ready_context("shop")
+    headers = {**sqlite_api.client, "Content-Type": "application/json"}
+    malformed = sqlite_api.http.post("/v1/contexts/shop/events", content=b'{"events": [', headers=headers)
+    assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "malformed_json"
+    unknown = sqlite_api.post_events([{"idempotency_key": "k", "impression_id": "x" * 22, "item_id": "y"}], "nope")
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "context_id"
+    assert sqlite_api.http.get("/v1/contexts/nope/suggestions", headers=sqlite_api.client).status_code == 404
+    assert sqlite_api.store.event_counts() == {}
+
+
+def test_oversized_bodies_are_413_before_anything_is_read(sqlite_api):
+    sqlite_api.ready_context("shop")
+    shown = sqlite_api.suggest()
+    padding = "x" * 200
+    events = [click(shown, f"{padding}{n}"[-200:]) for n in range(1000)]
+    body = json.dumps({"events": events * 5}).encode()
+    assert len(body) > 1024 * 1024
+    headers = {**sqlite_api.client, "Content-Type": "application/json"}
+    response = sqlite_api.http.post("/v1/contexts/shop/events", content=body, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "type": "payload_too_large",
+        "message": "the request body exceeds 1048576 bytes; send smaller batches",
+        "field": "body",
+    }
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    chunked = sqlite_api.http.post("/v1/contexts/shop/events", content=chunks(), headers=headers)
+    assert chunked.status_code == 413
+    assert sqlite_api.store.event_counts() == {}
+    small = json.dumps({"events": [click(shown, "ok")]}).encode()
+    accepted = sqlite_api.http.post("/v1/contexts/shop/events", content=iter([small[:10], small[10:]]), headers=headers)
+    assert accepted.status_code == 200 and accepted.json()["accepted"] == 1
+
+
+def test_item_text_is_returned_as_data(sqlite_api):
+    from clickloop.core.items import Item, ItemOrigin, Provenance
+
+    sqlite_api.put_context("shop")
+    text = '<script>alert("x")</script> & "quotes"?'
+    item = Item.create("shop", text, Provenance(ItemOrigin.MANUAL, 0))
+    sqlite_api.store.apply_iteration("shop", None, [item], [])
+    response = sqlite_api.http.get("/v1/contexts/shop/suggestions", headers=sqlite_api.client)
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["items"] == [{"item_id": item.item_id, "text": text}]
