@@ -3,8 +3,8 @@
 
 The store is opened (and migrated) when the app starts (its lifespan) and closed when it stops, unless
 the caller passed an open ``store``. Use ``fastapi.testclient.TestClient(app)`` as a context manager,
-or a server, so that the lifespan runs. Routers added later (the dashboard) are included with
-``app.include_router(...)`` and protect themselves with :func:`clickloop.service.auth.require_admin`.
+or a server, so that the lifespan runs. The dashboard (:mod:`clickloop.service.dashboard`) is mounted
+by its ``install(app)``; its pages and the admin routes accept its session cookie (see ``auth.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from importlib import metadata
 
 from fastapi import FastAPI
 
-from clickloop.service import http_errors
+from clickloop.service import dashboard, http_errors
 from clickloop.service.metrics import RequestMetrics, ServiceMetrics
 from clickloop.service.routes import contexts, ops, serving
+from clickloop.service.serving_cache import KeyCache, PoolCache
 from clickloop.service.settings import MAX_BODY_BYTES, resolve_settings
 from clickloop.service.store import Store, open_store
 from clickloop.service.worker import BackendFactory, Worker, default_backend_factory, default_worker_id
@@ -45,10 +46,12 @@ def create_app(
     worker_poll_seconds: float = 1.0,
     worker_lease_seconds: float = 60.0,
     env: Mapping[str, str] | None = None,
+    key_cache_seconds: float | None = None,
 ) -> FastAPI:
     """The clickloop HTTP API. ``store``: an open store to use instead of opening ``store_url`` (the
-    caller keeps closing it). ``backend_factory``: LLM backend id -> backend, for the in-process worker."""
-    settings = resolve_settings(store_url, run_worker, max_body_bytes, env)
+    caller keeps closing it). ``backend_factory``: LLM backend id -> backend, for the in-process worker.
+    ``key_cache_seconds``: how long a found API key is trusted without a lookup (see ``settings.py``)."""
+    settings = resolve_settings(store_url, run_worker, max_body_bytes, env, key_cache_seconds)
     metrics = ServiceMetrics()
 
     @asynccontextmanager
@@ -91,12 +94,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.pool_cache = PoolCache()
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     if store is not None:
         app.state.store = store
     http_errors.install(app)
     app.include_router(serving.router)
     app.include_router(contexts.router)
     app.include_router(ops.router)
+    dashboard.install(app)
     app.add_middleware(http_errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

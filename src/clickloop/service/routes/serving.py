@@ -1,25 +1,27 @@
-"""What product pages call, with a client key: suggestions for a context, and click events on them."""
+"""What product pages call, with a client key: suggestions for a context, and click events on them.
+
+These two routes are the hot path. A suggestion costs one read of the context row, the live pool from
+the app's :class:`~clickloop.service.serving_cache.PoolCache` (read only when the pool changed), and the
+write of the impression; an event batch costs one write. Both answer with JSON written here, in the
+shape of their ``response_model`` (the OpenAPI spec), without a second validation of the answer.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 from collections import Counter
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from clickloop.errors import NotReadyError
 from clickloop.service.auth import require_client
-from clickloop.service.deps import get_metrics, get_store
+from clickloop.service.deps import get_metrics, get_pool_cache, get_store
 from clickloop.service.metrics import ServiceMetrics
-from clickloop.service.schemas import (
-    EventBatch,
-    EventBatchResult,
-    EventResult,
-    SuggestedItem,
-    Suggestions,
-    error_responses,
-)
+from clickloop.service.schemas import EventBatch, EventBatchResult, Suggestions, error_responses
+from clickloop.service.serving_cache import PoolCache
 from clickloop.service.store import ApiKeyRow, EventIn, EventStatus, Store
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=error_responses(401, 403, 404, 422, 503))
@@ -33,8 +35,11 @@ _pick = random.Random()
     dependencies=[Depends(require_client)],
 )
 def suggestions(
-    context_id: str, store: Store = Depends(get_store), metrics: ServiceMetrics = Depends(get_metrics)
-) -> Suggestions:
+    context_id: str,
+    store: Store = Depends(get_store),
+    metrics: ServiceMetrics = Depends(get_metrics),
+    pools: PoolCache = Depends(get_pool_cache),
+) -> Response:
     """``k_shown`` items drawn uniformly at random from the live pool, recorded as one impression.
 
     Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for.
@@ -45,24 +50,26 @@ def suggestions(
         raise NotReadyError(
             f"context {context_id!r} has no pool yet; it is being generated, retry shortly", code="pool_not_ready"
         )
-    pool = store.live_pool(context_id)
-    if not pool.entries:
+    pool = pools.live_pool(store, context)
+    if not pool.items:
         raise NotReadyError(
             f"the live pool of {context_id!r} is empty: its items wait for review", 60.0, code="pool_not_ready"
         )
-    shown = _pick.sample(pool.entries, min(int(context.config["k_shown"]), len(pool.entries)))
+    shown = _pick.sample(pool.items, min(int(context.config["k_shown"]), len(pool.items)))
     impression = store.record_impression(
         context_id,
         pool.iteration,
         secrets.token_urlsafe(16),
-        [entry.item.item_id for entry in shown],
+        [item_id for item_id, _ in shown],
         float(context.config["impression_ttl_seconds"]),
     )
     metrics.impressions.inc()
-    return Suggestions(
-        impression_id=impression.impression_id,
-        iteration=impression.iteration,
-        items=[SuggestedItem(item_id=entry.item.item_id, text=entry.item.text) for entry in shown],
+    return _json(
+        {
+            "impression_id": impression.impression_id,
+            "iteration": impression.iteration,
+            "items": [{"item_id": item_id, "text": text} for item_id, text in shown],
+        }
     )
 
 
@@ -77,7 +84,7 @@ def events(
     key: ApiKeyRow = Depends(require_client),
     store: Store = Depends(get_store),
     metrics: ServiceMetrics = Depends(get_metrics),
-) -> EventBatchResult:
+) -> Response:
     """Record a batch of clicks in one transaction: all of it is stored, or nothing (on any error).
 
     Each event's outcome: ``accepted``; ``duplicate`` (its idempotency key was seen before for this
@@ -93,9 +100,16 @@ def events(
         metrics.events.labels(label).inc(n)
     by_status = Counter(o.status for o in outcomes)
     metrics.clicks.inc(by_status[EventStatus.ACCEPTED])
-    return EventBatchResult(
-        results=[EventResult(idempotency_key=o.idempotency_key, outcome=o.label) for o in outcomes],
-        accepted=by_status[EventStatus.ACCEPTED],
-        duplicate=by_status[EventStatus.DUPLICATE],
-        rejected=by_status[EventStatus.REJECTED],
+    return _json(
+        {
+            "results": [{"idempotency_key": o.idempotency_key, "outcome": o.label} for o in outcomes],
+            "accepted": by_status[EventStatus.ACCEPTED],
+            "duplicate": by_status[EventStatus.DUPLICATE],
+            "rejected": by_status[EventStatus.REJECTED],
+        }
     )
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """``body`` as a JSON response (item text stays data: JSON escapes it, nothing renders it)."""
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), media_type="application/json")

@@ -112,6 +112,9 @@ class ContextRow:
     ``impressions_since_iteration``: impressions served from the live pool since it was applied.
     ``iteration_requested_at``: set by :meth:`Store.request_iteration`, cleared by the next iteration.
     ``leased_by``/``lease_until``: the worker running an iteration for it, and until when.
+    ``live_pool_size``: items in the live pool IP_i now (0 before the initial pool). Within one
+    iteration the pool only grows (approved items are appended), so ``(iteration, live_pool_size)``
+    identifies its membership: the service caches the pool under that key.
     """
 
     context_id: str
@@ -125,6 +128,7 @@ class ContextRow:
     iteration_requested_at: float | None
     leased_by: str | None
     lease_until: float | None
+    live_pool_size: int = 0
 
     @property
     def schedule(self) -> Schedule:

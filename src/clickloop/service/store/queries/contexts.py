@@ -11,7 +11,8 @@ from clickloop.service.store.tx import Row, Tx, dump_json, load_json
 
 COLUMNS = (
     "context_id, config, created_at, updated_at, iteration, last_iteration_at, impressions_since_iteration, "
-    "impressions_total, iteration_requested_at, leased_by, lease_until"
+    "impressions_total, iteration_requested_at, leased_by, lease_until, "
+    "(SELECT COUNT(*) FROM pool_items p WHERE p.context_id = contexts.context_id AND p.iteration = contexts.iteration)"
 )
 
 
