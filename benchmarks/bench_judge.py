@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/bench_judge.py [--model qwen2.5-coder-1.5b]
 
-Same model, same process, same questions, alternating the two modes item by item so both profit
-equally from llama.cpp's prompt cache. No response cache. Writes benchmarks/results/judge.json.
+Same model, same process, same questions. Each mode judges every (persona, question) pair in one pass,
+as the runner does (consecutive items share the instructions + persona prefix in llama.cpp's prompt
+cache, the question tail is new); passes alternate logprobs, parse, logprobs, parse so both see the
+same machine state. No response cache. Writes benchmarks/results/judge.json.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ QUESTIONS = [
     "What colours do cookware sets come in?",
 ]
 PERSONAS = ["Quality", "Ethical Considerations", "Price"]
+PASSES = 2
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -54,13 +57,15 @@ def main() -> None:
     judges = {"logprobs": LLMJudge(domain, backend, mode="logprobs"), "parse": LLMJudge(domain, backend, mode="parse")}
     latencies: dict[str, list[float]] = {mode: [] for mode in judges}
     scores: dict[str, list[float]] = {mode: [] for mode in judges}
-    for persona_name in PERSONAS:
-        persona = domain.persona(persona_name)
-        for question in QUESTIONS:
-            for mode, judge in judges.items():
+    pairs = [(domain.persona(name), question) for name in PERSONAS for question in QUESTIONS]
+    for repeat in range(PASSES):
+        for mode, judge in judges.items():
+            for persona, question in pairs:
                 t0 = time.perf_counter()
-                scores[mode].append(judge.score(question, persona, "Cookware Sets"))
+                value = judge.score(question, persona, "Cookware Sets")
                 latencies[mode].append(time.perf_counter() - t0)
+                if repeat == 0:
+                    scores[mode].append(value)
     backend.close()
     rows = {
         mode: {

@@ -75,15 +75,22 @@ class KeyCache:
         self.clock = clock
         self._keys: dict[str, tuple[float, ApiKeyRow]] = {}
 
+    def cached(self, secret: str) -> ApiKeyRow | None:
+        """The key with this secret if the store found it unrevoked at most ``seconds`` ago (no lookup)."""
+        if self.seconds <= 0:
+            return None
+        entry = self._keys.get(secret_sha256(secret))
+        return entry[1] if entry is not None and entry[0] > self.clock() else None
+
     def find(self, store: Store, secret: str) -> ApiKeyRow | None:
         """The unrevoked key with this secret, as the store said at most ``seconds`` ago; else None."""
         digest = secret_sha256(secret)
         if self.seconds <= 0:
             return store.find_api_key(digest)
         now = self.clock()
-        cached = self._keys.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        entry = self._keys.get(digest)
+        if entry is not None and entry[0] > now:
+            return entry[1]
         key = store.find_api_key(digest)
         if key is None:
             self._keys.pop(digest, None)

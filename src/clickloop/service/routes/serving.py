@@ -2,8 +2,10 @@
 
 These two routes are the hot path. A suggestion costs one read of the context row, the live pool from
 the app's :class:`~clickloop.service.serving_cache.PoolCache` (read only when the pool changed), and the
-write of the impression; an event batch costs one write. Both answer with JSON written here, in the
-shape of their ``response_model`` (the OpenAPI spec), without a second validation of the answer.
+write of the impression; an event batch costs one write. The store work of a request is one call of
+:func:`~clickloop.service.deps.call_store` (on the event loop for SQLite, in a thread for PostgreSQL),
+and the answer is JSON written here in the shape of the route's ``response_model`` (the OpenAPI spec),
+without validating it a second time.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import secrets
 from collections import Counter
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from clickloop.errors import NotReadyError
 from clickloop.service.auth import require_client
-from clickloop.service.deps import get_metrics, get_pool_cache, get_store
+from clickloop.service.deps import call_store, pool_cache
 from clickloop.service.metrics import ServiceMetrics
 from clickloop.service.schemas import EventBatch, EventBatchResult, Suggestions, error_responses
 from clickloop.service.serving_cache import PoolCache
-from clickloop.service.store import ApiKeyRow, EventIn, EventStatus, Store
+from clickloop.service.store import ApiKeyRow, EventIn, EventOutcome, EventStatus, Store
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=error_responses(401, 403, 404, 422, 503))
 # which items are shown needs no secrecy, only uniformity; impression ids come from ``secrets``
@@ -34,16 +36,19 @@ _pick = random.Random()
     response_model=Suggestions,
     dependencies=[Depends(require_client)],
 )
-def suggestions(
-    context_id: str,
-    store: Store = Depends(get_store),
-    metrics: ServiceMetrics = Depends(get_metrics),
-    pools: PoolCache = Depends(get_pool_cache),
-) -> Response:
+async def suggestions(context_id: str, request: Request) -> Response:
     """``k_shown`` items drawn uniformly at random from the live pool, recorded as one impression.
 
     Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for.
     """
+    store: Store = request.app.state.store
+    body = await call_store(store, _suggest, store, pool_cache(request), context_id)
+    metrics: ServiceMetrics = request.app.state.metrics
+    metrics.impressions.inc()
+    return _json(body)
+
+
+def _suggest(store: Store, pools: PoolCache, context_id: str) -> dict[str, Any]:
     context = store.get_context(context_id)
     if context.iteration is None:
         store.request_iteration(context_id)
@@ -63,14 +68,11 @@ def suggestions(
         [item_id for item_id, _ in shown],
         float(context.config["impression_ttl_seconds"]),
     )
-    metrics.impressions.inc()
-    return _json(
-        {
-            "impression_id": impression.impression_id,
-            "iteration": impression.iteration,
-            "items": [{"item_id": item_id, "text": text} for item_id, text in shown],
-        }
-    )
+    return {
+        "impression_id": impression.impression_id,
+        "iteration": impression.iteration,
+        "items": [{"item_id": item_id, "text": text} for item_id, text in shown],
+    }
 
 
 @router.post(
@@ -78,12 +80,8 @@ def suggestions(
     response_model=EventBatchResult,
     responses=error_responses(400, 413),
 )
-def events(
-    context_id: str,
-    batch: EventBatch,
-    key: ApiKeyRow = Depends(require_client),
-    store: Store = Depends(get_store),
-    metrics: ServiceMetrics = Depends(get_metrics),
+async def events(
+    context_id: str, batch: EventBatch, request: Request, key: ApiKeyRow = Depends(require_client)
 ) -> Response:
     """Record a batch of clicks in one transaction: all of it is stored, or nothing (on any error).
 
@@ -91,11 +89,10 @@ def events(
     API key, or the item was already clicked in that impression); ``rejected:unknown_impression``,
     ``rejected:expired_impression`` or ``rejected:item_not_shown`` (counted, not stored).
     """
-    outcomes = store.record_events(
-        context_id,
-        [EventIn(e.idempotency_key, e.impression_id, e.item_id, e.dwell_ms) for e in batch.events],
-        client_id=key.key_id,
-    )
+    store: Store = request.app.state.store
+    batch_in = [EventIn(e.idempotency_key, e.impression_id, e.item_id, e.dwell_ms) for e in batch.events]
+    outcomes: list[EventOutcome] = await call_store(store, store.record_events, context_id, batch_in, key.key_id)
+    metrics: ServiceMetrics = request.app.state.metrics
     for label, n in Counter(o.label for o in outcomes).items():
         metrics.events.labels(label).inc(n)
     by_status = Counter(o.status for o in outcomes)

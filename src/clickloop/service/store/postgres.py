@@ -1,10 +1,11 @@
 """The PostgreSQL store: for several processes and hosts; needs ``pip install -e '.[postgres]'``.
 
-Connections come from a ``psycopg_pool.ConnectionPool``; every method is one READ COMMITTED
-transaction. Rows that a transaction reads and then changes are locked with ``FOR UPDATE``; a worker
-claims a due context with ``FOR UPDATE SKIP LOCKED``, so workers never wait on or take each other's
-rows. Migrations run under a transaction-scoped advisory lock keyed by the schema, so concurrent
-openers apply them once.
+Connections come from a ``psycopg_pool.ConnectionPool``; every method that writes is one READ
+COMMITTED transaction, and a read runs its statements without BEGIN/COMMIT (under READ COMMITTED each
+statement sees its own snapshot either way). Rows that a transaction reads and then changes are locked
+with ``FOR UPDATE``; a worker claims a due context with ``FOR UPDATE SKIP LOCKED``, so workers never
+wait on or take each other's rows. Migrations run under a transaction-scoped advisory lock keyed by
+the schema, so concurrent openers apply them once.
 """
 
 from __future__ import annotations
@@ -75,10 +76,16 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _transaction(self, mode: Mode) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            if mode == "migrate":
-                cursor.execute(MIGRATION_LOCK)
-            yield Tx(cursor, self.dialect)
+        with self._pool.connection() as conn, conn.cursor() as cursor:
+            if mode == "read":
+                # no BEGIN/COMMIT round trips: under READ COMMITTED every statement takes its own snapshot
+                # anyway, inside a transaction or not, and reads lock nothing
+                yield Tx(cursor, self.dialect)
+                return
+            with conn.transaction():
+                if mode == "migrate":
+                    cursor.execute(MIGRATION_LOCK)
+                yield Tx(cursor, self.dialect)
 
     def _hint(self, exc: Exception) -> str:
         if isinstance(exc, psycopg_pool.PoolTimeout):
@@ -94,3 +101,5 @@ class PostgresStore(SqlStore):
 def _configure(conn: Any) -> None:
     # JSONB comes back as text, as from SQLite's TEXT columns, so the shared code parses it once
     conn.adapters.register_loader("jsonb", TextLoader)
+    # transactions are explicit (``conn.transaction()`` for writes); a read is one round trip per statement
+    conn.autocommit = True

@@ -39,6 +39,9 @@ class SqlStore:
 
     dialect: Dialect
     driver_errors: tuple[type[Exception], ...] = ()
+    runs_inline: bool = False
+    """Whether a call is short local work (no network): the service then makes it on its event loop
+    instead of handing it to a thread, which costs more than the call itself."""
 
     def __init__(self, url: str, clock: Clock) -> None:
         self._url = url
