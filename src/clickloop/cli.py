@@ -21,6 +21,7 @@ _FLAG_TO_FIELD = {
     "temperature": "temperature",
     "rejection_score": "rejection_score",
     "pool_size": "pool_size",
+    "serving": "serving",
     "llm": "llm",
     "base_url": "base_url",
     "judge": "judge",
@@ -128,7 +129,8 @@ def experiment_options(fn: Any) -> Any:
             "--strategies",
             default="full-ctr,explore-exploit",
             show_default=True,
-            help="Comma list of: no-drop, random-ctr, partial-ctr, full-ctr, explore-exploit.",
+            help="Comma list of: no-drop, random-ctr, partial-ctr, full-ctr, explore-exploit, guided-ee, "
+            "fixed-pool (options per strategy: strategy_options in --config).",
         ),
         click.option("--iterations", type=int, default=15, show_default=True, help="Iterations I after IP_0."),
         click.option(
@@ -142,6 +144,13 @@ def experiment_options(fn: Any) -> Any:
             "--rejection-score", type=float, default=11.0, show_default=True, help="RS: no-click logit (Eq. 1)."
         ),
         click.option("--pool-size", type=int, default=5, show_default=True, help="|IP|: items in the pool."),
+        click.option(
+            "--serving",
+            default="uniform",
+            show_default=True,
+            type=click.Choice(["uniform", "thompson"]),
+            help="Which K items a session sees: uniform (the paper) or Thompson sampling on CTR posteriors.",
+        ),
         click.option("--seed", default="1", show_default=True, help="Seed, or comma list of seeds."),
         click.option(
             "--llm",

@@ -211,3 +211,43 @@ def test_skip_failed_steps_carries_the_pool_over(tmp_path):
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "skip" / "cells").rglob("iter-*.json"))]
     assert [r["pool"] for r in records][0][0]["text"] == records[2]["pool"][0]["text"]
     assert "ParseError" in records[1]["step_error"] and "step_error" not in records[0]
+
+
+def records(out, strategy):
+    """The iteration records of one strategy's Cookware Sets cell, IP_0 first."""
+    paths = sorted((out / "cells").rglob(f"{strategy}/cookware*/seed-1/iter-*.json"))
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def test_fixed_pool_bandit_and_guided_ee_run_in_the_same_grid(tmp_path):
+    cfg = config(populations=["Quality"], strategies=["guided-ee", "fixed-pool"], n_sessions=300, judge="length-words")
+    outcome = run_experiment(cfg, tmp_path, backend=canned_backend())
+    assert outcome.failures == []
+    bandit = records(tmp_path, "fixed-pool")
+    assert [len(r["pool"]) for r in bandit] == [20] * 4
+    assert {r["serving"] for r in bandit} == {"thompson"}
+    assert all(r["llm"].get("generator", {}).get("calls", 0) == 0 for r in bandit[1:])  # one generation, up front
+    assert {tuple(x["item_id"] for x in r["pool"]) for r in bandit} == {tuple(x["item_id"] for x in bandit[0]["pool"])}
+    guided = records(tmp_path, "guided-ee")
+    assert {r["serving"] for r in guided} == {"uniform"} and all(len(r["pool"]) == 5 for r in guided)
+    origins = {x["provenance"]["origin"] for r in guided for x in r["pool"]}
+    assert origins >= {"initial", "explore"} or origins >= {"initial", "exploit"}
+
+
+def test_thompson_serving_is_a_result_field(tmp_path):
+    run_experiment(
+        config(populations=["Quality"], strategies=["full-ctr"], iterations=1), tmp_path, backend=canned_backend()
+    )
+    with pytest.raises(ConfigurationError, match="serving: 'uniform' -> 'thompson'"):
+        run_experiment(
+            config(populations=["Quality"], strategies=["full-ctr"], iterations=1, serving="thompson"),
+            tmp_path,
+            backend=canned_backend(),
+        )
+
+
+def test_unknown_serving_fails_before_any_llm_call(tmp_path):
+    llm = ScriptedLLM(canned_responder)
+    with pytest.raises(UnknownIdError, match="uniform, thompson"):
+        run_experiment(config(serving="greedy"), tmp_path, backend=llm)
+    assert llm.requests == []

@@ -160,7 +160,15 @@ def test_initial_pool_fails_after_bound():
 
 
 def test_registry_rejects_unknown_names_and_options():
-    assert set(STRATEGIES) == {"no-drop", "random-ctr", "partial-ctr", "full-ctr", "explore-exploit"}
+    assert set(STRATEGIES) == {
+        "no-drop",
+        "random-ctr",
+        "partial-ctr",
+        "full-ctr",
+        "explore-exploit",
+        "guided-ee",
+        "fixed-pool",
+    }
     with pytest.raises(UnknownIdError, match="explore-exploit"):
         make_strategy("greedy")
     with pytest.raises(ConfigurationError, match="no option"):

@@ -2,7 +2,8 @@
 
 A domain file is JSON with keys ``name``, ``personas`` (list of ``{"name", "description"}``),
 ``topics`` (list of strings), ``prompts`` (``judge``, ``init``, ``iterate_ctr``, ``iterate_plain``,
-``exploit``: each a path relative to the file, or ``{"text": "..."}``), and optionally
+``exploit``: each a path relative to the file, or ``{"text": "..."}``; ``guided_explore`` and
+``guided_exploit`` too if ``guided-ee`` is to run on it), and optionally
 ``populations`` (label -> persona names), ``max_words`` (default 15), ``banned_words``,
 ``description`` and ``topic_label``. Templates use ``$slot`` placeholders and may start with a
 ``# version: N`` line.
@@ -22,6 +23,8 @@ from clickloop.errors import ConfigurationError, UnknownIdError
 
 BUILTIN_DOMAINS = ("ecommerce", "wikipedia")
 PROMPT_NAMES = ("judge", "init", "iterate_ctr", "iterate_plain", "exploit")
+# used by ``guided-ee`` only; a domain file without them can run every other strategy
+OPTIONAL_PROMPT_NAMES = ("guided_explore", "guided_exploit")
 _VERSION = re.compile(r"^#\s*version:\s*(\S+)\s*\n")
 
 
@@ -116,7 +119,8 @@ def _from_data(data: dict, base: Path | None, package_dir: str | None, source: s
     missing = [n for n in PROMPT_NAMES if n not in data["prompts"]]
     if missing:
         raise ConfigurationError(f"domain file {source}: prompts {missing} are missing; expected {list(PROMPT_NAMES)}")
-    prompts = {n: _read_prompt(n, data["prompts"][n], base, package_dir) for n in PROMPT_NAMES}
+    names = [*PROMPT_NAMES, *(n for n in OPTIONAL_PROMPT_NAMES if n in data["prompts"])]
+    prompts = {n: _read_prompt(n, data["prompts"][n], base, package_dir) for n in names}
     domain = Domain(
         name=str(data["name"]),
         personas=personas,

@@ -24,7 +24,8 @@ from clickloop.errors import BadResponseError, ContextTooLongError, ParseError
 from clickloop.experiment.files import read_json, state_from_json, state_to_json, write_json_atomic
 from clickloop.judges.base import ScoreBook
 from clickloop.llm.base import Accounting
-from clickloop.simulator.click_model import ClickModel, simulate
+from clickloop.simulator.click_model import ClickModel
+from clickloop.simulator.serving import make_serving, simulate_served
 from clickloop.strategies import Strategy
 from clickloop.strategies.writer import ItemWriter
 
@@ -53,6 +54,13 @@ class CellSpec:
     topic: str
     seed: int
 
+    def pool_size(self, default: int) -> int:
+        """|IP_0|: the strategy's own ``initial_pool_size`` (``fixed-pool``) or the run's."""
+        return int(getattr(self.strategy, "initial_pool_size", default))
+
+    def serving(self, default: str) -> str:
+        return str(getattr(self.strategy, "serving", default))
+
     @property
     def path(self) -> Path:
         return Path(slug(self.population.name)) / self.strategy.name / slug(self.topic) / f"seed-{self.seed}"
@@ -71,6 +79,7 @@ class CellDeps:
     pool_size: int
     run_info: dict[str, Any] = field(default_factory=dict)  # resolved config and versions, stored per file
     skip_failed_steps: bool = False
+    serving: str = "uniform"  # the run's serving policy; a strategy's own ``serving`` field wins
 
 
 def last_finished(cell_dir: Path) -> tuple[int, dict[str, Any] | None]:
@@ -105,7 +114,7 @@ def run_cell(
         before = deps.accounting.snapshot()
         step_error = ""
         if iteration == 0:
-            state = add_items(ContextState(context), deps.writer.initial_pool(context, deps.pool_size))
+            state = add_items(ContextState(context), deps.writer.initial_pool(context, spec.pool_size(deps.pool_size)))
         else:
             assert state is not None
             rng = np.random.default_rng(
@@ -132,14 +141,17 @@ def run_cell(
 
 
 def evaluate(spec: CellSpec, deps: CellDeps, state: ContextState, iteration: int) -> dict[str, Any]:
-    """Score the live pool and simulate ``n_sessions`` sessions on it (Section 5)."""
+    """Score the live pool and simulate ``n_sessions`` sessions on it (Section 5), served by the cell's
+    policy (Thompson starts from each item's clicks and impressions so far)."""
     personas = spec.population.personas
     items = state.pool_items
     scores = np.array([[deps.scores.score(i.text, p, spec.topic) for i in items] for p in personas])
     # the click noise depends on population, topic, seed and iteration but not on the strategy:
     # common random numbers make strategies comparable on the same pool
     rng = np.random.default_rng(_stream("clicks", spec.seed, spec.population.name, spec.topic, iteration))
-    result = simulate(scores, deps.click_model, deps.n_sessions, rng)
+    serving = spec.serving(deps.serving)
+    prior = [state.history[i].total for i in state.pool]
+    result = simulate_served(scores, deps.click_model, deps.n_sessions, rng, make_serving(serving), prior)
     pool = []
     for k, item in enumerate(items):
         row = item.to_json()
@@ -159,6 +171,7 @@ def evaluate(spec: CellSpec, deps: CellDeps, state: ContextState, iteration: int
         "seed": spec.seed,
         "pool": pool,
         "n_sessions": deps.n_sessions,
+        "serving": serving,
         "sessions_with_click": result.sessions_with_click,
         "pool_ctr": result.pool_ctr,
         "mean_score": float(scores.mean()),

@@ -16,6 +16,7 @@ from clickloop.errors import ConfigurationError
 RESULT_FIELDS = (
     "domain",
     "pool_size",
+    "serving",
     "n_sessions",
     "k_shown",
     "temperature",
@@ -42,6 +43,8 @@ class ExperimentConfig(BaseModel):
     ``populations``: each a comma list of persona names or a named population of the domain.
     ``n_sessions``: S, simulated sessions per iteration (paper: 5000). ``k_shown``: K (paper: 3).
     ``temperature``/``rejection_score``: T and RS of Eq. 1 (paper: 1.5, 11). ``pool_size``: |IP| (5).
+    ``serving``: which K items a session is shown, ``uniform`` (the paper) or ``thompson``
+    (:mod:`clickloop.simulator.serving`); a strategy with its own ``serving`` field (``fixed-pool``) keeps it.
     ``generator_temperature``: sampling temperature of item generation (the paper does not state it).
     ``judge_mode``: ``auto``/``logprobs``/``parse`` for the LLM judge. ``concurrency``: cells run at once
     (0 = what the backend allows). ``skip_failed_steps``: when the LLM still writes no valid item
@@ -64,6 +67,7 @@ class ExperimentConfig(BaseModel):
     temperature: float = 1.5
     rejection_score: float = 11.0
     pool_size: int = 5
+    serving: str = "uniform"
     llm: str = "llamacpp"
     base_url: str | None = None
     judge: str = "llm"

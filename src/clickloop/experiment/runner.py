@@ -34,6 +34,7 @@ from clickloop.llm.base import Accounting, LLMBackend
 from clickloop.llm.cache import Accounted, Cached, ResponseCache
 from clickloop.llm.registry import make_backend
 from clickloop.simulator.click_model import ClickModel
+from clickloop.simulator.serving import make_serving
 from clickloop.strategies import ItemConstraints, ItemWriter, make_strategy
 
 
@@ -59,6 +60,9 @@ def plan_cells(config: ExperimentConfig, domain: Domain) -> list[CellSpec]:
     """Every cell of the grid; builds strategies and populations, so bad ids fail here, before any LLM call."""
     populations = [domain.population(spec) for spec in config.populations]
     strategies = [make_strategy(name, **config.strategy_options.get(name, {})) for name in config.strategies]
+    make_serving(config.serving)
+    for strategy in strategies:
+        make_serving(getattr(strategy, "serving", config.serving))
     return [
         CellSpec(population, strategy, topic, seed)
         for population in populations
@@ -96,6 +100,8 @@ def run_experiment(
     cells = plan_cells(config, domain)
     click_model = ClickModel(config.temperature, config.rejection_score, config.k_shown)
     click_model.check_pool_size(config.pool_size)
+    for spec in cells:
+        click_model.check_pool_size(getattr(spec.strategy, "initial_pool_size", config.pool_size))
     check_run_folder(out, config)
     llm = backend or make_backend(
         config.llm, base_url=config.base_url, n_parallel=config.llm_parallel, cache_root=config.resolved_cache_dir()
@@ -140,6 +146,7 @@ def run_experiment(
             config.pool_size,
             run_info,
             config.skip_failed_steps,
+            config.serving,
         )
         cell_dir = out / "cells" / spec.path
         try:

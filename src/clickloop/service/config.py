@@ -25,6 +25,8 @@ PROMPT_SLOTS = {
     "iterate_plain": ("topic", "max_words", "questions"),
     "exploit": ("topic", "max_words", "history"),
     "judge": ("topic", "persona_name", "persona_description", "question"),
+    "guided_explore": ("topic", "n", "max_words", "questions"),
+    "guided_exploit": ("topic", "max_words", "target", "siblings"),
 }
 MAX_TTL_SECONDS = 30 * 86400
 
@@ -64,12 +66,17 @@ class PromptSet(_Strict):
     iterate_plain: PromptText
     exploit: PromptText
     judge: PromptText
+    # only the ``guided-ee`` strategy uses these two
+    guided_explore: PromptText | None = None
+    guided_exploit: PromptText | None = None
 
     @model_validator(mode="after")
     def _known_slots(self) -> PromptSet:
         from clickloop.domains.loader import PromptTemplate
 
         for name, allowed in PROMPT_SLOTS.items():
+            if getattr(self, name) is None:
+                continue
             unknown = PromptTemplate(name, getattr(self, name).text).slots - set(allowed)
             if unknown:
                 raise ValueError(
@@ -100,7 +107,7 @@ class CustomDomain(_Strict):
         return self
 
     def to_domain(self) -> Domain:
-        return domain_from_data(self.model_dump(mode="json"), f"custom domain {self.name!r}")
+        return domain_from_data(self.model_dump(mode="json", exclude_none=True), f"custom domain {self.name!r}")
 
 
 def _domain_kind(value: object) -> str:

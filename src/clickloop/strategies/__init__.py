@@ -12,14 +12,20 @@ import numpy as np
 
 from clickloop.core.pool import ContextState
 from clickloop.errors import ConfigurationError, UnknownIdError
+from clickloop.strategies.aspects import AspectGrouper
+from clickloop.strategies.bandit import FixedPool
 from clickloop.strategies.constraints import ItemConstraints
+from clickloop.strategies.guided import GuidedExploreExploit
 from clickloop.strategies.paper import ExploreExploit, FullCtr, NoDrop, PartialCtr, RandomCtr
 from clickloop.strategies.writer import ItemWriter
 
 __all__ = [
     "STRATEGIES",
+    "AspectGrouper",
     "ExploreExploit",
+    "FixedPool",
     "FullCtr",
+    "GuidedExploreExploit",
     "ItemConstraints",
     "ItemWriter",
     "NoDrop",
@@ -42,6 +48,8 @@ STRATEGIES: dict[str, type] = {
     "partial-ctr": PartialCtr,
     "full-ctr": FullCtr,
     "explore-exploit": ExploreExploit,
+    "guided-ee": GuidedExploreExploit,
+    "fixed-pool": FixedPool,
 }
 
 

@@ -85,6 +85,43 @@ class ItemWriter:
         provenance = Provenance(ItemOrigin.INITIAL, iteration, template.name, template.version, attempts=attempts)
         return [Item.create(context.context_id, q, provenance) for q in accepted]
 
+    def write_candidates(
+        self,
+        context: Context,
+        prompt_name: str,
+        origin: ItemOrigin,
+        iteration: int,
+        existing: Sequence[str],
+        n: int,
+        parents: Sequence[str] = (),
+        **values: object,
+    ) -> list[Item]:
+        """Up to ``n`` new items from one list-answer prompt (re-asked, within ``max_attempts``, only
+        while none passes the constraints); the caller keeps the ones it wants."""
+        template = self.domain.prompt(prompt_name)
+        prompt = template.render(topic=context.topic, max_words=self.constraints.max_words, n=n, **values)
+        existing = [*existing, *self.avoid]
+        accepted: list[str] = []
+        raw = ""
+        for attempt in range(self.max_attempts):
+            answer = self.llm.complete(
+                ChatRequest(
+                    user(prompt),
+                    temperature=self._temperature(attempt),
+                    max_tokens=40 * n,
+                    seed=self.seed + 1000 * iteration + attempt,
+                    sample_index=attempt,
+                )
+            )
+            raw = answer.text
+            for question in parse_question_list(raw):
+                if len(accepted) < n and self.constraints.violation(question, [*existing, *accepted]) is None:
+                    accepted.append(question)
+            if accepted:
+                provenance = Provenance(origin, iteration, template.name, template.version, tuple(parents), attempt + 1)
+                return [Item.create(context.context_id, q, provenance) for q in accepted]
+        raise ParseError(f"no valid {origin.value} candidate after {self.max_attempts} attempts", raw)
+
     def write_one(
         self,
         context: Context,

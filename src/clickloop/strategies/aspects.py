@@ -1,0 +1,108 @@
+"""Which aspect of a topic an item asks about, decided in code: lexical aspect keys and grouping.
+
+The paper's exploit prompt asks the LLM to notice when "more than 2 questions" are on one topic; a
+1.5B model does not do that reliably, so ``guided-ee`` groups items here and enforces the cap itself.
+
+An item's aspect key is the set of its content-word stems: lower-cased words, minus stop words,
+question words and the words of the topic itself ("cookware sets" says nothing about the aspect of a
+question about cookware sets), each cut to a crude stem so "materials"/"material" and
+"cleaning"/"clean" meet. Two items share an aspect when the overlap coefficient of their keys
+(|A & B| / min(|A|, |B|)) reaches ``threshold``; groups are formed greedily in the order given, each
+item joining the group it overlaps most on average (average linkage).
+
+How well this agrees with a person's grouping is measured in ``benchmarks/bench_aspects.py`` against
+hand-labelled questions (pairwise precision / recall / F1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clickloop.errors import ConfigurationError
+
+_WORD = re.compile(r"[a-z]+")
+
+STOP_WORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing done down during each either else ever every
+    few for from further get gets getting give had has have having he her here hers him his how i if in
+    into is it its itself just kind kinds let like made make makes many may me might more most much must
+    my need needs no nor not now of off often on once one only or other others our out over own per
+    really same shall she should so some such than that the their theirs them then there these they
+    thing things this those through to too type types under until up upon us use used uses using very
+    was way ways we well were what whats when which while who whom whose why will with within without
+    would yes yet you your yours
+    typically usually generally common commonly available good great new different various typical
+    product products item items someone people customer customers buy buying purchase choose choosing
+    question questions
+    """.split()
+)
+
+
+def stem(word: str) -> str:
+    """A crude suffix-stripping stem (enough to merge plural and -ing/-ed forms of one word)."""
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + keep
+            break
+    return word
+
+
+def aspect_key(text: str, topic: str = "") -> frozenset[str]:
+    """The content-word stems of ``text`` that are not stop words and not words of ``topic``."""
+    topic_stems = {stem(w) for w in _WORD.findall(topic.lower())}
+    words = _WORD.findall(text.lower())
+    return frozenset(s for w in words if w not in STOP_WORDS and len(w) > 2 and (s := stem(w)) not in topic_stems)
+
+
+def overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Overlap coefficient |a & b| / min(|a|, |b|) in [0, 1]; 0 when either key is empty."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+@dataclass(frozen=True)
+class AspectGrouper:
+    """Groups item texts by aspect. ``threshold``: the overlap (in [0, 1]) at which two items share an
+    aspect; 0.5 means half of the shorter key. ``topic`` words never count."""
+
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ConfigurationError(f"AspectGrouper.threshold ({self.threshold!r}) must be in (0, 1], e.g. 0.5")
+
+    def similarity(self, a: str, b: str, topic: str = "") -> float:
+        return overlap(aspect_key(a, topic), aspect_key(b, topic))
+
+    def groups(self, texts: Sequence[str], topic: str = "") -> list[int]:
+        """A group number per text (0, 1, ... in order of first appearance)."""
+        keys = [aspect_key(t, topic) for t in texts]
+        members: list[list[int]] = []
+        labels: list[int] = []
+        for i, key in enumerate(keys):
+            best, best_score = -1, 0.0
+            for g, group in enumerate(members):
+                score = sum(overlap(key, keys[m]) for m in group) / len(group)
+                if score > best_score:
+                    best, best_score = g, score
+            if best >= 0 and best_score >= self.threshold:
+                members[best].append(i)
+                labels.append(best)
+            else:
+                members.append([i])
+                labels.append(len(members) - 1)
+        return labels
+
+    def novelty(self, text: str, others: Sequence[str], topic: str = "") -> float:
+        """1 - the highest similarity of ``text`` to any of ``others`` (1 = a wholly new aspect)."""
+        key = aspect_key(text, topic)
+        return 1.0 - max((overlap(key, aspect_key(o, topic)) for o in others), default=0.0)
+
+    def label(self, text: str, topic: str = "") -> str:
+        """A short readable name of the aspect: its stems, sorted."""
+        return " ".join(sorted(aspect_key(text, topic))) or "(none)"

@@ -1,0 +1,200 @@
+"""``guided-ee``: explore-exploit where code handles the numbers and the LLM only writes text.
+
+The paper's optimizer asks the LLM to read CTRs, find the best question, count questions per topic
+and decide; only GPT-4 managed that (paper notes, Section 5). Here every decision is made in code on
+Beta-Binomial posteriors of the items' cumulative clicks and impressions (:mod:`clickloop.core.posterior`),
+and recorded on the new item's provenance:
+
+1. **Drop** only items that are confidently worse: at least ``min_impressions`` impressions and
+   P(theta_i < theta_best other) >= ``drop_confidence``; or, so near-equal pools still turn over,
+   ``patience_impressions`` impressions. At most ``n_explore + n_exploit`` go, lowest posterior mean
+   first, and as many new items come in, so |IP| stays put. With nothing to drop the pool is kept and
+   no LLM call is made.
+2. **Exploit** target by Thompson sampling over the kept items, skipping targets whose aspect already
+   has ``max_per_aspect`` live items (the paper's "more than 2 questions on that topic" rule, enforced
+   by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees the target and the items on its
+   aspect, no numbers, and writes one new item on that aspect.
+3. **Explore** asks for ``n_candidates`` items on aspects the history does not cover and keeps the
+   one most novel against the whole history (and anything written this step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from clickloop.core.items import Item, ItemOrigin, ItemRecord
+from clickloop.core.pool import ContextState, add_items, advance, drop_items
+from clickloop.core.posterior import BetaPrior, posteriors, prob_below_best, thompson_order
+from clickloop.errors import ConfigurationError
+from clickloop.strategies.aspects import AspectGrouper
+from clickloop.strategies.writer import ItemWriter, render_questions
+
+
+def _with_notes(item: Item, notes: dict[str, str]) -> Item:
+    provenance = replace(item.provenance, notes=tuple(sorted({**dict(item.provenance.notes), **notes}.items())))
+    return replace(item, provenance=provenance)
+
+
+@dataclass(frozen=True)
+class GuidedExploreExploit:
+    """Statistics-guided explore-exploit (see the module docstring for the rules).
+
+    ``min_impressions``/``patience_impressions``: impressions (summed over every iteration an item was
+    live) before it may be dropped when confidently worse / in any case. ``drop_confidence``: the
+    posterior probability of being worse than the best other item that makes an item droppable.
+    ``prior_alpha``/``prior_beta``: the Beta prior of every item's CTR (pseudo-clicks / -non-clicks).
+    ``aspect_threshold``: see :class:`AspectGrouper`.
+    """
+
+    n_explore: int = 1
+    n_exploit: int = 1
+    n_candidates: int = 3
+    max_per_aspect: int = 2
+    min_impressions: int = 100
+    drop_confidence: float = 0.9
+    patience_impressions: int = 2000
+    prior_alpha: float = 1.0
+    prior_beta: float = 1.0
+    aspect_threshold: float = 0.5
+    name = "guided-ee"
+
+    def __post_init__(self) -> None:
+        for field_name, minimum in (
+            ("n_explore", 0),
+            ("n_exploit", 0),
+            ("n_candidates", 1),
+            ("max_per_aspect", 1),
+            ("min_impressions", 0),
+            ("patience_impressions", 1),
+        ):
+            value = getattr(self, field_name)
+            if not isinstance(value, int) or value < minimum:
+                raise ConfigurationError(f"guided-ee {field_name} ({value!r}) must be an integer >= {minimum}")
+        if self.n_explore + self.n_exploit < 1:
+            raise ConfigurationError("guided-ee needs n_explore + n_exploit >= 1")
+        if not 0.5 <= self.drop_confidence < 1:
+            raise ConfigurationError(
+                f"guided-ee drop_confidence ({self.drop_confidence!r}) must be in [0.5, 1), e.g. 0.9"
+            )
+        BetaPrior(self.prior_alpha, self.prior_beta)
+        AspectGrouper(self.aspect_threshold)
+
+    @property
+    def prior(self) -> BetaPrior:
+        return BetaPrior(self.prior_alpha, self.prior_beta)
+
+    def droppable(self, records: list[ItemRecord], rng: np.random.Generator) -> tuple[list[str], dict[str, float]]:
+        """Ids that may go (lowest posterior mean first, at most ``n_explore + n_exploit``) and, per pool
+        item, P(worse than the best other)."""
+        stats = [r.total for r in records]
+        p_worse = prob_below_best(stats, rng, self.prior)
+        alpha, beta = posteriors(stats, self.prior)
+        means = alpha / (alpha + beta)
+        eligible = [
+            k
+            for k, s in enumerate(stats)
+            if s.impressions >= self.min_impressions
+            and (p_worse[k] >= self.drop_confidence or s.impressions >= self.patience_impressions)
+        ]
+        eligible.sort(key=lambda k: (means[k], k))
+        drop = [records[k].item.item_id for k in eligible[: self.n_explore + self.n_exploit]]
+        return drop, {r.item.item_id: float(p) for r, p in zip(records, p_worse, strict=True)}
+
+    def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
+        drop, p_worse = self.droppable(state.pool_records, rng)
+        if not drop:
+            return advance(state)
+        grouper = AspectGrouper(self.aspect_threshold)
+        kept = [r for r in state.pool_records if r.item.item_id not in drop]
+        n_exploit = min(self.n_exploit, len(drop)) if kept else 0
+        n_explore = len(drop) - n_exploit
+        dropped_note = ",".join(f"{i}:{p_worse[i]:.3f}" for i in drop)
+        new: list[Item] = []
+        for _ in range(n_exploit):
+            new.append(self._exploit(state, writer, rng, grouper, kept, new, dropped_note))
+        for _ in range(n_explore):
+            new.append(self._explore(state, writer, grouper, new, dropped_note))
+        return advance(add_items(drop_items(state, drop), new))
+
+    def _exploit(
+        self,
+        state: ContextState,
+        writer: ItemWriter,
+        rng: np.random.Generator,
+        grouper: AspectGrouper,
+        kept: list[ItemRecord],
+        new: list[Item],
+        dropped_note: str,
+    ) -> Item:
+        topic = state.context.topic
+        live_texts = [r.item.text for r in kept] + [i.text for i in new]
+        order = thompson_order([r.total for r in kept], rng, self.prior)
+        target, skipped = kept[order[0]], []
+        for k in order:
+            on_aspect = sum(
+                grouper.similarity(kept[k].item.text, t, topic) >= self.aspect_threshold for t in live_texts
+            )
+            if on_aspect < self.max_per_aspect:
+                target = kept[k]
+                break
+            skipped.append(kept[k].item.item_id)
+        else:
+            skipped.append("cap-unmet")
+        siblings = [
+            r
+            for r in state.records
+            if grouper.similarity(target.item.text, r.item.text, topic) >= self.aspect_threshold
+        ]
+        existing = [r.item.text for r in state.records] + [i.text for i in new]
+        item = writer.write_one(
+            state.context,
+            "guided_exploit",
+            ItemOrigin.EXPLOIT,
+            state.iteration + 1,
+            existing,
+            parents=(target.item.item_id, *(r.item.item_id for r in siblings if r is not target)),
+            target=target.item.text,
+            siblings=render_questions(siblings),
+        )
+        return _with_notes(
+            item,
+            {
+                "strategy": self.name,
+                "dropped": dropped_note,
+                "target": target.item.item_id,
+                "thompson_order": ",".join(kept[k].item.item_id for k in order),
+                "skipped_targets": ",".join(skipped),
+                "aspect": grouper.label(target.item.text, topic),
+                "aspect_similarity": f"{grouper.similarity(target.item.text, item.text, topic):.2f}",
+            },
+        )
+
+    def _explore(
+        self, state: ContextState, writer: ItemWriter, grouper: AspectGrouper, new: list[Item], dropped_note: str
+    ) -> Item:
+        topic = state.context.topic
+        existing = [r.item.text for r in state.records] + [i.text for i in new]
+        candidates = writer.write_candidates(
+            state.context,
+            "guided_explore",
+            ItemOrigin.EXPLORE,
+            state.iteration + 1,
+            existing,
+            self.n_candidates,
+            parents=tuple(r.item.item_id for r in state.records),
+            questions="\n".join(f"Question: {t}" for t in existing),
+        )
+        novelty = [grouper.novelty(c.text, existing, topic) for c in candidates]
+        best = int(np.argmax(novelty))  # the first of equals: the model's own order
+        return _with_notes(
+            candidates[best],
+            {
+                "strategy": self.name,
+                "dropped": dropped_note,
+                "candidates": " | ".join(f"{c.text} ({n:.2f})" for c, n in zip(candidates, novelty, strict=True)),
+                "novelty": f"{novelty[best]:.2f}",
+                "aspect": grouper.label(candidates[best].text, topic),
+            },
+        )

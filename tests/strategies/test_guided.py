@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+
+from clickloop.core.items import ItemOrigin, ItemStats
+from clickloop.core.pool import Context, ContextState, add_items, observe
+from clickloop.domains import load_domain
+from clickloop.errors import ConfigurationError, ParseError
+from clickloop.llm.scripted import ScriptedLLM
+from clickloop.strategies import GuidedExploreExploit, ItemConstraints, ItemWriter, make_strategy
+
+DOMAIN = load_domain("ecommerce")
+CTX = Context("ecommerce:Cookware Sets", "ecommerce", "Cookware Sets")
+INITIAL = [
+    "What materials are cookware sets made from?",
+    "Which material lasts longest in cookware sets?",
+    "How should stainless cookware sets be cleaned?",
+    "Do cookware sets work on induction hobs?",
+    "What warranty do cookware sets include?",
+]
+
+
+class Responder:
+    """Explore prompts get a list of candidates, exploit prompts one question."""
+
+    def __init__(self, candidates, exploit="New Question: Does copper cookware tarnish over time?"):
+        self.candidates = candidates
+        self.exploit = exploit
+
+    def __call__(self, request):
+        prompt = request.messages[0].content
+        if "numbered 1 to" in prompt:
+            return "\n".join(f"{k + 1}. {q}" for k, q in enumerate(self.candidates))
+        return self.exploit
+
+
+def make_writer(responder):
+    llm = ScriptedLLM(responder)
+    rules = ItemConstraints(DOMAIN.max_words, banned_words=DOMAIN.banned_words)
+    return ItemWriter(DOMAIN, llm, rules, max_attempts=3), llm
+
+
+def state_with(impressions, clicks):
+    w, _ = make_writer(["\n".join(f"{k + 1}. {q}" for k, q in enumerate(INITIAL))])
+    state = add_items(ContextState(CTX), w.initial_pool(CTX, 5))
+    return observe(state, {i: ItemStats(n, c) for i, n, c in zip(state.pool, impressions, clicks, strict=True)})
+
+
+CANDIDATES = [
+    "What materials give cookware sets their durability?",  # material aspect again
+    "How heavy is a typical ten-piece cookware set?",  # new aspect
+    "Are cookware set handles oven safe?",
+]
+
+
+def test_no_drop_and_no_llm_call_without_enough_evidence():
+    state = state_with([20] * 5, [0, 1, 2, 3, 4])  # below min_impressions=100
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit().step(state, w, np.random.default_rng(0))
+    assert after.pool == state.pool and after.iteration == 1
+    assert llm.requests == []
+
+
+def test_drops_only_confidently_worse_items():
+    # 1% vs ~10%: confident; 9.5% vs 10%: not, with 300 impressions
+    state = state_with([300] * 5, [3, 30, 29, 28, 30])
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit().step(state, w, np.random.default_rng(0))
+    dropped = [i for i in state.pool if i not in after.pool]
+    assert dropped == [state.pool[0]]
+    assert len(after.pool) == 5
+    assert len(llm.requests) == 1  # one slot: the exploit item
+    new = after.history[after.pool[-1]].item
+    assert new.provenance.origin is ItemOrigin.EXPLOIT
+    assert dict(new.provenance.notes)["dropped"].startswith(state.pool[0])
+
+
+def test_patience_drops_the_lowest_when_nothing_is_confidently_worse():
+    state = state_with([2500] * 5, [250, 251, 252, 253, 254])
+    w, _ = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit().step(state, w, np.random.default_rng(0))
+    assert [i for i in state.pool if i not in after.pool] == list(state.pool[:2])
+
+
+def test_exploit_prompt_has_target_and_aspect_but_no_numbers():
+    state = state_with([3000] * 5, [30, 40, 300, 310, 320])
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit().step(state, w, np.random.default_rng(1))
+    exploit_prompt = next(r.messages[0].content for r in llm.requests if "New Question" in r.messages[0].content)
+    assert "%" not in exploit_prompt and "CTR" not in exploit_prompt
+    new = [after.history[i].item for i in after.pool if i not in state.pool]
+    exploit = next(i for i in new if i.provenance.origin is ItemOrigin.EXPLOIT)
+    notes = dict(exploit.provenance.notes)
+    target = after.history[notes["target"]].item.text
+    assert f"Question: {target}" in exploit_prompt
+    assert notes["target"] == exploit.provenance.parents[0]
+    assert set(notes["thompson_order"].split(",")) == {i for i in state.pool[2:]}
+
+
+def test_aspect_cap_skips_a_target_with_two_live_items_on_its_aspect():
+    # the two "material" items are the best; the cap (2 per aspect) forbids a third on material
+    state = state_with([3000] * 5, [300, 290, 10, 100, 20])
+    w, _ = make_writer(Responder(CANDIDATES))
+    strategy = GuidedExploreExploit(n_explore=0, n_exploit=1)
+    after = strategy.step(state, w, np.random.default_rng(0))
+    exploit = after.history[after.pool[-1]].item
+    notes = dict(exploit.provenance.notes)
+    assert notes["target"] not in state.pool[:2]
+    assert set(notes["skipped_targets"].split(",")) <= set(state.pool[:2])
+    assert notes["skipped_targets"]
+
+
+def test_explore_keeps_the_most_novel_candidate_and_records_all():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    w, _ = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit(n_explore=2, n_exploit=0).step(state, w, np.random.default_rng(0))
+    explore = [after.history[i].item for i in after.pool if i not in state.pool]
+    assert all(i.provenance.origin is ItemOrigin.EXPLORE for i in explore)
+    first = dict(explore[0].provenance.notes)
+    assert explore[0].text != CANDIDATES[0]  # the material one is not novel
+    assert all(c in first["candidates"] for c in CANDIDATES)
+    assert float(first["novelty"]) > 0.5
+    assert explore[0].text != explore[1].text
+
+
+def test_a_write_that_keeps_failing_leaves_nothing_applied():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    w, _ = make_writer(Responder(["not a question"], exploit="I cannot help with that"))
+    with pytest.raises(ParseError):
+        GuidedExploreExploit().step(state, w, np.random.default_rng(0))
+    assert len(state.pool) == 5 and state.iteration == 0  # the input state is a value: untouched
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"n_explore": 0, "n_exploit": 0}, "n_explore \\+ n_exploit"),
+        ({"drop_confidence": 1.0}, "drop_confidence"),
+        ({"n_candidates": 0}, "n_candidates"),
+        ({"prior_alpha": 0}, "alpha"),
+        ({"aspect_threshold": 0}, "threshold"),
+        ({"min_impressions": -1}, "min_impressions"),
+    ],
+)
+def test_bad_options(options, match):
+    with pytest.raises(ConfigurationError, match=match):
+        make_strategy("guided-ee", **options)
+
+
+def test_fixed_pool_never_changes_the_pool():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = make_strategy("fixed-pool").step(state, w, np.random.default_rng(0))
+    assert after.pool == state.pool and after.iteration == 1 and llm.requests == []
+    with pytest.raises(ConfigurationError, match="initial_pool_size"):
+        make_strategy("fixed-pool", initial_pool_size=0)
