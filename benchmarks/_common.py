@@ -30,8 +30,14 @@ def machine() -> dict[str, object]:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
         ).stdout.strip()
+        # results measured on uncommitted code say so
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+        )
     except OSError:
-        commit = ""
+        commit, dirty = "", False
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -39,6 +45,7 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "commit": commit,
+        "dirty": dirty,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/bench_quality.py table5     # 3 categories x 2 personas x 5 strategies x 10 it.
     .venv/bin/python benchmarks/bench_quality.py length     # length judge QS-w, 2 categories, 15 iterations
+    .venv/bin/python benchmarks/bench_quality.py guided-length-5000   # issue 4: guided-ee vs the paper, QS-w
+    .venv/bin/python benchmarks/bench_quality.py guided-length-300    #   ... at S = 300 sessions per iteration
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000      # issue 4: LLM judge, 3 categories x 2 personas
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -52,6 +56,15 @@ CONFIGS = {
         skip_failed_steps=True,
     ),
 }
+# issue 4: guided-ee against the paper's strategies and the fixed-pool bandit, same backend and judge
+ISSUE4_STRATEGIES = ["no-drop", "full-ctr", "explore-exploit", "guided-ee", "fixed-pool"]
+for budget in (5000, 300):
+    CONFIGS[f"guided-length-{budget}"] = dict(
+        CONFIGS["length"], strategies=ISSUE4_STRATEGIES, n_sessions=budget
+    )
+    CONFIGS[f"guided-llm-{budget}"] = dict(
+        CONFIGS["table5"], strategies=ISSUE4_STRATEGIES, n_sessions=budget, llm_parallel=2
+    )
 
 
 def main(name: str) -> None:

@@ -101,8 +101,10 @@ def test_config_file_and_flag_precedence(tmp_path):
     ("args", "message"),
     [
         (["--temperature", "0"], "temperature"),
-        (["--k-shown", "9"], "k_shown (9) must not exceed the pool size (5)"),
-        (["--sessions", "0"], "n_sessions"),
+        (["--k-shown", "9"], "k_shown (--k-shown): must not exceed the pool size (5); lower k_shown"),
+        (["--sessions", "0"], "n_sessions (--sessions): must be >= 1; the paper uses 5000 (got 0)"),
+        (["--iterations", "-1"], "iterations (--iterations): must be >= 0; the paper uses 15 (got -1)"),
+        (["--llm", "llamacpp:nosuch"], "unknown embedded model 'nosuch'; expected one of: llamacpp:qwen2.5"),
         (["--strategies", "full-ctr,greedy"], "expected one of: no-drop, random-ctr"),
         (["--population", "Shoppers"], "unknown persona 'Shoppers'"),
         (["--domain", "recipes"], "unknown domain 'recipes'"),
@@ -117,6 +119,30 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
     result = run_main("simulate", "--llm", "scripted", "--no-cache", "--out", str(tmp_path / "x"), *args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert "(got {" not in result.stderr  # the field's value, not the whole configuration
+    assert not (tmp_path / "x").exists()
+
+
+def test_config_file_errors_name_the_field(tmp_path):
+    config = tmp_path / "exp.json"
+    config.write_text(json.dumps({"llm": "scripted", "n_sessions": 0, "no_cache": True}))
+    result = run_main("simulate", "--config", str(config), "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "n_sessions (--sessions): must be >= 1; the paper uses 5000 (got 0)" in result.stderr
+
+
+@pytest.mark.parametrize("score", ["11", "-1", "0", "10.5", "nan"])
+def test_ctr_theory_rejects_scores_outside_1_to_10(score):
+    result = run_main("ctr-theory", "--score", score, "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "'--score': must be in [1, 10]" in result.stderr and "omit --score" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("score", "ctr"), [("1", 0.0038), ("10", 0.6063)])
+def test_ctr_theory_accepts_the_ends_of_the_scale(score, ctr):
+    result = run_main("ctr-theory", "--score", score, "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["ctr"] == pytest.approx(ctr, abs=1e-4)
 
 
 def test_unreachable_openai_server_is_one_clear_error(tmp_path):
@@ -135,6 +161,7 @@ def test_unreachable_openai_server_is_one_clear_error(tmp_path):
     assert result.returncode == 2
     assert "cannot reach the OpenAI-compatible server at http://127.0.0.1:9/v1" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x").exists()  # no empty config.json / summary.json left behind
 
 
 def test_report_on_missing_run_folder(tmp_path):

@@ -35,6 +35,15 @@ _FLAG_TO_FIELD = {
     "no_cache": "no_cache",
 }
 
+# ExperimentConfig field -> the flag that sets it, for error messages
+_FIELD_TO_FLAG = {
+    **{field: "--" + flag.replace("_", "-") for flag, field in _FLAG_TO_FIELD.items()},
+    "topics": "--topics",
+    "populations": "--population",
+    "strategies": "--strategies",
+    "seeds": "--seed",
+}
+
 
 def split_list(text: str) -> list[str]:
     """Split a list flag on ';' if present (names with commas, e.g. "Racks, Shelves & Drawers"), else ','."""
@@ -211,7 +220,7 @@ def _run(ctx: click.Context, params: dict[str, Any], out: Path, make_report: boo
     from clickloop.experiment.config import build_config
     from clickloop.experiment.runner import run_experiment
 
-    config = build_config(config_from_cli(ctx, params))
+    config = build_config(config_from_cli(ctx, params), field_to_flag=_FIELD_TO_FLAG)
     with tqdm(total=None, unit="iter", desc="clickloop", dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -312,6 +321,12 @@ def ctr_theory(score: float | None, temperature: float, rejection_score: float, 
     """Closed-form pool CTR when all K shown items score s: K / (exp((RS - s)/T) + K) (Figures 3 and 6)."""
     from clickloop.simulator.click_model import ClickModel, theoretical_ctr
 
+    if score is not None and not 1 <= score <= 10:
+        raise click.BadParameter(
+            f"must be in [1, 10], the judge's relevance scale (got {score:g}); "
+            "pass a score from 1 to 10, or omit --score for the table of 1..10",
+            param_hint="'--score'",
+        )
     model = ClickModel(temperature, rejection_score, k_shown)
     scores = [score] if score is not None else [float(s) for s in range(1, 11)]
     values = {s: theoretical_ctr(s, model) for s in scores}

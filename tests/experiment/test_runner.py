@@ -2,10 +2,11 @@ import json
 
 import pytest
 
+from clickloop.domains import load_domain
 from clickloop.errors import BadResponseError, ConfigurationError, StorageError, TransportError, UnknownIdError
-from clickloop.experiment.cell import last_finished
+from clickloop.experiment.cell import RETRY_SEED_STRIDE, last_finished, retry_number
 from clickloop.experiment.config import build_config
-from clickloop.experiment.runner import run_experiment
+from clickloop.experiment.runner import plan_cells, run_experiment
 from clickloop.llm.scripted import ScriptedLLM, canned_backend, canned_responder
 
 GRID = dict(
@@ -157,7 +158,7 @@ def test_corrupt_iteration_file_is_reported(tmp_path):
     ("overrides", "error", "match"),
     [
         ({"temperature": 0}, ConfigurationError, "temperature"),
-        ({"k_shown": 6}, ConfigurationError, r"k_shown \(6\) must not exceed the pool size \(5\)"),
+        ({"k_shown": 6}, ConfigurationError, r"k_shown: must not exceed the pool size \(5\).*\(got 6\)"),
         ({"n_sessions": 0}, ConfigurationError, "n_sessions"),
         ({"seeds": []}, ConfigurationError, "seeds"),
         ({"strategies": ["full-ctr", "greedy"]}, UnknownIdError, "explore-exploit"),
@@ -165,6 +166,7 @@ def test_corrupt_iteration_file_is_reported(tmp_path):
         ({"domain": "recipes"}, UnknownIdError, "ecommerce"),
         ({"judge": "gpt"}, UnknownIdError, "length-words"),
         ({"llm": "ollama:x"}, UnknownIdError, "openai:MODEL"),
+        ({"llm": "llamacpp:nosuch"}, UnknownIdError, r"unknown embedded model 'nosuch'.*\.gguf"),
         ({"bogus": 1}, ConfigurationError, "bogus"),
     ],
 )
@@ -251,3 +253,127 @@ def test_unknown_serving_fails_before_any_llm_call(tmp_path):
     with pytest.raises(UnknownIdError, match="uniform, thompson"):
         run_experiment(config(serving="greedy"), tmp_path, backend=llm)
     assert llm.requests == []
+
+
+GARBAGE = "Sure! Here are some thoughts about cookware in general."
+
+
+def garbage_until_retry(request):
+    """Malformed answers to full-ctr's iterative prompt on the seeds of a first try, good ones after."""
+    prompt = request.messages[0].content
+    if "New Question" in prompt and "CTR" in prompt and request.seed < RETRY_SEED_STRIDE:
+        return GARBAGE
+    return canned_responder(request)
+
+
+def test_rerun_after_malformed_output_asks_anew_and_keeps_finished_work(tmp_path):
+    cached = config(
+        populations=["Quality"],
+        strategies=["full-ctr"],
+        topics=["Cookware Sets"],
+        iterations=3,
+        no_cache=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    out = tmp_path / "a"
+    first = ScriptedLLM(garbage_until_retry)
+    outcome = run_experiment(cached, out, backend=first)
+    assert len(outcome.failures) == 1 and "ParseError" in outcome.failures[0]["error"]
+    assert GARBAGE in outcome.failures[0]["error"]
+    error = json.loads(next((out / "cells").rglob("error.json")).read_text())
+    assert error["retry"] == 0
+    assert all(r.seed < RETRY_SEED_STRIDE for r in first.requests)  # a run that never failed: today's seeds
+    ip0 = next((out / "cells").rglob("iter-000.json"))
+    stamp = ip0.stat().st_mtime_ns
+    assert iteration_files(out) == [ip0.relative_to(out).as_posix()]
+
+    # the same command again: the failed step is asked with new seeds, IP_0 is kept
+    second = ScriptedLLM(garbage_until_retry)
+    outcome = run_experiment(cached, out, backend=second)
+    assert outcome.failures == [] and not list((out / "cells").rglob("error.json"))
+    assert ip0.stat().st_mtime_ns == stamp
+    assert second.requests and all(r.seed >= RETRY_SEED_STRIDE for r in second.requests)
+    assert [r["retry"] for r in records(out, "full-ctr")] == [0, 1, 1, 1]
+    assert outcome.summary["results"]["Quality"]["full-ctr"]["complete"]
+
+    # a new folder on the same cache replays the first try, then its rerun is served from the cache
+    outcome = run_experiment(cached, tmp_path / "b", backend=ScriptedLLM(garbage_until_retry))
+    assert len(outcome.failures) == 1
+    idle = ScriptedLLM([])
+    outcome = run_experiment(cached, tmp_path / "b", backend=idle)
+    assert outcome.failures == [] and idle.requests == []
+    pools = [(r["pool"], r["pool_ctr"], r["retry"]) for r in records(out, "full-ctr")]
+    assert [(r["pool"], r["pool_ctr"], r["retry"]) for r in records(tmp_path / "b", "full-ctr")] == pools
+
+
+def test_retry_number_counts_parse_errors_only(tmp_path):
+    assert retry_number(tmp_path) == 0
+    (tmp_path / "error.json").write_text(json.dumps({"error": "BadResponseError: server went away", "retry": 2}))
+    assert retry_number(tmp_path) == 2
+    (tmp_path / "error.json").write_text(json.dumps({"error": "ParseError: no valid question; raw output: 'x'"}))
+    assert retry_number(tmp_path) == 1
+    (tmp_path / "iter-000.json").write_text(json.dumps({"retry": 3}))
+    assert retry_number(tmp_path) == 4
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options", "iterations", "match"),
+    [
+        (
+            "explore-exploit",
+            {"n_explore": 0, "n_exploit": 1, "n_drop": 2},
+            3,
+            r"strategy_options\.explore-exploit \(n_explore=0, n_exploit=1, n_drop=2\) writes 1 and drops 2 .*"
+            r"from pool_size 5 to 2 at iteration 3, below k_shown \(3\); .*n_drop=1.*iterations to 2",
+        ),
+        (
+            "full-ctr",
+            {"n_drop": 6},
+            1,
+            r"strategy_options\.full-ctr \(n_drop=6\) drops 6 items per iteration, but at iteration 1 the pool "
+            r"holds 5 \(pool_size 5\); lower n_drop to at most 5",
+        ),
+        ("random-ctr", {"n_drop": 7}, 1, r"random-ctr \(n_drop=7\) drops 7"),
+    ],
+)
+def test_strategy_counts_are_checked_against_the_pool_before_any_llm_call(
+    tmp_path, strategy, options, iterations, match
+):
+    llm = ScriptedLLM([])
+    bad = config(strategies=[strategy], strategy_options={strategy: options}, iterations=iterations)
+    with pytest.raises(ConfigurationError, match=match):
+        run_experiment(bad, tmp_path, backend=llm)
+    assert llm.requests == [] and not (tmp_path / "config.json").exists()
+
+
+def test_strategy_counts_that_fit_the_run_are_accepted(tmp_path):
+    domain = load_domain("ecommerce")
+    shrinking = {"explore-exploit": {"n_explore": 0, "n_exploit": 1, "n_drop": 2}, "full-ctr": {"n_drop": 5}}
+    fits = config(strategies=["explore-exploit", "full-ctr", "no-drop", "guided-ee"], strategy_options=shrinking)
+    assert len(plan_cells(fits.model_copy(update={"iterations": 2}), domain)) == 4 * 2 * 2
+    with pytest.raises(ConfigurationError, match="explore-exploit"):
+        plan_cells(fits, domain)
+
+
+def test_a_run_that_fails_at_start_up_leaves_no_run_folder(tmp_path):
+    small = config(populations=["Quality"], strategies=["full-ctr"], topics=["Cookware Sets"], iterations=1)
+    with pytest.raises(TransportError, match="cannot reach"):
+        run_experiment(small, tmp_path / "new", backend=DownAfter(fail_at=1))
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(TransportError):
+        run_experiment(small, tmp_path / "mine", backend=DownAfter(fail_at=1))
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    # a folder that already holds a run keeps it all
+    run_experiment(small, tmp_path / "old", backend=canned_backend())
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "old").rglob("*"))
+    with pytest.raises(TransportError):
+        run_experiment(small.model_copy(update={"iterations": 2}), tmp_path / "old", backend=DownAfter(fail_at=1))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "old").rglob("*")) == before
+
+
+def test_unknown_embedded_model_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(UnknownIdError, match=r"llamacpp:qwen2\.5-coder-1\.5b.*llamacpp:/path/to/model\.gguf"):
+        run_experiment(config(llm="llamacpp:nosuch"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -177,3 +177,24 @@ def test_registry_rejects_unknown_names_and_options():
         make_strategy("full-ctr", n_drop=0)
     with pytest.raises(ConfigurationError, match="low"):
         make_strategy("random-ctr", low=0.5, high=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("no-drop", {"n_new": 2}),
+        ("full-ctr", {"n_drop": 2}),
+        ("partial-ctr", {}),
+        ("random-ctr", {}),
+        ("explore-exploit", {}),
+        ("explore-exploit", {"n_explore": 0, "n_exploit": 1, "n_drop": 2}),
+        ("explore-exploit", {"n_explore": 2, "n_exploit": 1, "n_drop": 0}),
+    ],
+)
+def test_items_per_step_matches_what_step_does(name, options):
+    strategy = make_strategy(name, **options)
+    n_new, n_drop = strategy.items_per_step()
+    before, after, llm = step(name, **options)
+    assert len(llm.requests) == n_new
+    assert len(set(before.pool) - set(after.pool)) == n_drop
+    assert len(after.pool) - len(before.pool) == n_new - n_drop

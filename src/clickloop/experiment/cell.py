@@ -34,6 +34,11 @@ from clickloop.strategies.writer import ItemWriter
 # anything else (server down, bad config, broken model) stops the whole run
 CELL_ERRORS = (ParseError, BadResponseError, ContextTooLongError)
 
+# Seed offset per retry of a cell. Rejected answers sit in the response cache under the seeds that
+# produced them, and a local model answers the same seed the same way, so a rerun after malformed
+# output must ask with other seeds; a cell that never failed keeps retry 0 and its cache keys.
+RETRY_SEED_STRIDE = 1_000_000
+
 
 def slug(text: str) -> str:
     """A readable, file-safe name: lower-case alphanumerics and dashes plus a short hash."""
@@ -80,6 +85,7 @@ class CellDeps:
     run_info: dict[str, Any] = field(default_factory=dict)  # resolved config and versions, stored per file
     skip_failed_steps: bool = False
     serving: str = "uniform"  # the run's serving policy; a strategy's own ``serving`` field wins
+    retry: int = 0  # see :func:`retry_number`; recorded on every iteration this run writes
 
 
 def last_finished(cell_dir: Path) -> tuple[int, dict[str, Any] | None]:
@@ -90,6 +96,25 @@ def last_finished(cell_dir: Path) -> tuple[int, dict[str, Any] | None]:
         if not path.is_file():
             return last, data
         data, last = read_json(path), last + 1
+
+
+def retry_number(cell_dir: Path) -> int:
+    """How often this cell was rerun after its LLM output stayed malformed (:class:`ParseError`).
+
+    0 for a cell that never failed so. The last finished iteration's ``retry`` carries the number
+    on; an ``error.json`` left by a ParseError adds one, so the rerun asks anew (with seeds offset
+    by ``retry * RETRY_SEED_STRIDE``) from the failed iteration on. Other cell errors keep the
+    number: they are not cached, so the same request is simply asked again.
+    """
+    _, last = last_finished(cell_dir)
+    retry = int(last.get("retry", 0)) if last else 0
+    error_path = cell_dir / "error.json"
+    if error_path.is_file():
+        error = read_json(error_path)
+        retry = max(retry, int(error.get("retry", 0)))
+        if str(error.get("error", "")).startswith(f"{ParseError.__name__}:"):
+            retry += 1
+    return retry
 
 
 def run_cell(
@@ -134,6 +159,7 @@ def run_cell(
         record["llm"] = Accounting.delta(deps.accounting.snapshot(), before)
         record["seconds"] = round(time.perf_counter() - started, 3)
         record["run"] = deps.run_info
+        record["retry"] = deps.retry
         write_json_atomic(cell_dir / f"iter-{iteration:03d}.json", record)
         records.append(record)
         on_iteration()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from clickloop.errors import ConfigurationError
 
@@ -63,10 +63,10 @@ class ExperimentConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [1])
     iterations: int = 15
     n_sessions: int = 5000
+    pool_size: int = 5  # before k_shown, whose validator compares the two
     k_shown: int = 3
     temperature: float = 1.5
     rejection_score: float = 11.0
-    pool_size: int = 5
     serving: str = "uniform"
     llm: str = "llamacpp"
     base_url: str | None = None
@@ -90,47 +90,93 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"has duplicates: {value}")
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> ExperimentConfig:
-        if self.iterations < 0:
-            raise ValueError(f"iterations ({self.iterations}) must be >= 0; the paper uses 15")
-        if self.n_sessions < 1:
-            raise ValueError(f"n_sessions ({self.n_sessions}) must be >= 1; the paper uses 5000")
-        if self.pool_size < 1:
-            raise ValueError(f"pool_size ({self.pool_size}) must be >= 1; the paper uses 5")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature ({self.temperature}) must be > 0; the paper uses 1.5")
-        if self.k_shown < 1:
-            raise ValueError(f"k_shown ({self.k_shown}) must be >= 1; the paper uses 3")
-        if self.k_shown > self.pool_size:
-            raise ValueError(
-                f"k_shown ({self.k_shown}) must not exceed the pool size ({self.pool_size}); "
-                "lower k_shown or grow the pool"
-            )
-        if not 0 <= self.generator_temperature <= 2:
-            raise ValueError(f"generator_temperature ({self.generator_temperature}) must be in [0, 2]")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts ({self.max_attempts}) must be >= 1")
-        if not 1 <= self.llm_parallel <= 16:
-            raise ValueError(f"llm_parallel ({self.llm_parallel}) must be in [1, 16]")
-        if self.concurrency < 0:
-            raise ValueError(f"concurrency ({self.concurrency}) must be >= 0")
-        return self
+    # One validator per field, so an error names that field and its value alone; k_shown is checked
+    # against pool_size through ``info.data``, which holds the fields declared (and valid) before it.
+    @field_validator("iterations")
+    @classmethod
+    def _iterations(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0; the paper uses 15")
+        return value
+
+    @field_validator("n_sessions")
+    @classmethod
+    def _n_sessions(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1; the paper uses 5000")
+        return value
+
+    @field_validator("pool_size")
+    @classmethod
+    def _pool_size(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1; the paper uses 5")
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be > 0; the paper uses 1.5")
+        return value
+
+    @field_validator("k_shown")
+    @classmethod
+    def _k_shown(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1; the paper uses 3")
+        pool_size = info.data.get("pool_size")
+        if pool_size is not None and value > pool_size:
+            raise ValueError(f"must not exceed the pool size ({pool_size}); lower k_shown or raise pool_size")
+        return value
+
+    @field_validator("generator_temperature")
+    @classmethod
+    def _generator_temperature(cls, value: float) -> float:
+        if not 0 <= value <= 2:
+            raise ValueError("must be in [0, 2]; the default is 0.8")
+        return value
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _max_attempts(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1; the default is 8")
+        return value
+
+    @field_validator("llm_parallel")
+    @classmethod
+    def _llm_parallel(cls, value: int) -> int:
+        if not 1 <= value <= 16:
+            raise ValueError("must be in [1, 16]; the default is 1")
+        return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0 (0: what the backend allows)")
+        return value
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
 
-def build_config(values: dict[str, Any]) -> ExperimentConfig:
-    """Validate ``values`` into a config; pydantic's errors become one :class:`ConfigurationError`."""
+def build_config(values: dict[str, Any], field_to_flag: dict[str, str] | None = None) -> ExperimentConfig:
+    """Validate ``values`` into a config; pydantic's errors become one :class:`ConfigurationError`, one
+    ``field: problem (got value)`` per error. ``field_to_flag`` (the CLI's) adds the flag that sets a field:
+    ``n_sessions (--sessions): must be >= 1; the paper uses 5000 (got 0)``."""
     from pydantic import ValidationError as PydanticValidationError
 
     try:
         return ExperimentConfig(**values)
     except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
-            f" (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        raise ConfigurationError(f"invalid experiment configuration: {problems}") from None
+        flags = field_to_flag or {}
+        problems = []
+        for error in exc.errors():
+            name = ".".join(map(str, error["loc"])) or "config"
+            top = str(error["loc"][0]) if error["loc"] else ""
+            label = f"{name} ({flags[top]})" if top in flags else name
+            problems.append(f"{label}: {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})")
+        first = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else None
+        raise ConfigurationError(f"invalid experiment configuration: {'; '.join(problems)}", field=first) from None

@@ -89,7 +89,11 @@ class BackendWrapper:
 
 
 class Cached(BackendWrapper):
-    """Serve repeated requests from a :class:`CacheBackend`; only successful answers are stored."""
+    """Serve repeated requests from a :class:`CacheBackend`.
+
+    Every answer the backend returns is stored, also one a parser later rejects (errors are not): a
+    re-ask must differ in seed or ``sample_index`` to get a new answer, as the writer's re-asks and a
+    rerun of a failed experiment cell do."""
 
     def __init__(self, inner: LLMBackend, cache: CacheBackend) -> None:
         super().__init__(inner)

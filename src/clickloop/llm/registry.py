@@ -40,6 +40,8 @@ def check_backend_id(spec: str) -> str:
     kind, _, rest = spec.partition(":")
     if kind == "openai" and not rest:
         raise ConfigurationError("backend 'openai' needs a model name: openai:MODEL, e.g. openai:gpt-4o-mini")
+    if kind == "llamacpp":
+        _check_local_model(rest)
     if kind in BUILTIN_KINDS or kind in _plugins():
         return spec
     raise UnknownIdError(
@@ -54,6 +56,21 @@ def check_backend_id(spec: str) -> str:
             *sorted(_plugins()),
         ],
         "Local models need pip install -e '.[local]'; OpenAI-compatible servers need '.[openai]'.",
+    )
+
+
+def _check_local_model(model: str) -> None:
+    """An embedded model id must be registered (a path is checked when the backend starts)."""
+    from clickloop.llm.models import MODELS, is_path
+
+    if not model or is_path(model) or model in MODELS:
+        return
+    raise UnknownIdError(
+        "embedded model",
+        model,
+        [f"llamacpp:{model_id}" for model_id in MODELS],
+        "A path to any local GGUF file works too (llamacpp:/path/to/model.gguf); "
+        "`clickloop models list` shows which models are installed",
     )
 
 

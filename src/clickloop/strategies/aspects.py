@@ -38,6 +38,11 @@ STOP_WORDS = frozenset(
     typically usually generally common commonly available good great new different various typical
     product products item items someone people customer customers buy buying purchase choose choosing
     question questions
+    effective effectively efficient optimal optimize specific need needs right ideal perfect benefit
+    benefits advantage advantages factor factors consider considering tip tips find suggest recommend
+    unique key difference differences differ compare compared comparison properly proper important
+    crucial ensure ensuring maximum improve help market experience describe relationship affect affects
+    impact impacts role reason reasons based while still both either able possible
     """.split()
 )
 

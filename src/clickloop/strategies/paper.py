@@ -46,6 +46,10 @@ class NoDrop:
     def __post_init__(self) -> None:
         _check_count("n_new", self.n_new, 1)
 
+    def items_per_step(self) -> tuple[int, int]:
+        """(items written, items dropped) by every ``step``: the runner checks them against the pool."""
+        return self.n_new, 0
+
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         new: list[Item] = []
         for _ in range(self.n_new):
@@ -68,6 +72,11 @@ class FullCtr:
 
     def __post_init__(self) -> None:
         _check_count("n_drop", self.n_drop, 1)
+
+    def items_per_step(self) -> tuple[int, int]:
+        """(items written, items dropped) by every ``step``: as many are written as dropped, so the pool
+        keeps its size unless ``n_drop`` exceeds it (then the whole pool goes and ``n_drop`` come)."""
+        return self.n_drop, self.n_drop
 
     def prompt_values(self, state: ContextState) -> dict[str, str]:
         return {"history": render_history(state.records)}
@@ -151,6 +160,11 @@ class ExploreExploit:
         _check_count("n_drop", self.n_drop)
         if self.n_explore + self.n_exploit < 1:
             raise ConfigurationError("explore-exploit needs n_explore + n_exploit >= 1")
+
+    def items_per_step(self) -> tuple[int, int]:
+        """(items written, items dropped) by every ``step``: the pool changes by
+        ``n_explore + n_exploit - n_drop`` items per iteration."""
+        return self.n_explore + self.n_exploit, self.n_drop
 
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         drop = worst_items(state.pool_records, self.n_drop)

@@ -1,0 +1,107 @@
+"""How well code-side aspect grouping agrees with a person's (guided-ee's aspect cap and novelty).
+
+    .venv/bin/python benchmarks/bench_aspects.py
+
+66 questions the 1.5B wrote (``data/aspects_labelled.json``, 22 per category, labelled by hand) are
+grouped per category by :class:`clickloop.strategies.aspects.AspectGrouper` at several thresholds and
+by two baselines measured in the same run: every question alone, and raw word-set Jaccard (no stop
+words or topic words removed, no stems). Agreement is pairwise: over all pairs of questions of one
+category, precision = share of pairs grouped together that the labels put together, recall = share of
+labelled-together pairs grouped together. Writes ``results/aspects.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from _common import machine, save
+
+from clickloop.strategies.aspects import AspectGrouper
+
+DATA = Path(__file__).parent / "data" / "aspects_labelled.json"
+
+
+def pairwise(predicted: Sequence[int], labels: Sequence[str]) -> tuple[int, int, int]:
+    """(true positive, predicted positive, labelled positive) pair counts."""
+    tp = pp = lp = 0
+    for i, j in itertools.combinations(range(len(labels)), 2):
+        same_pred, same_label = predicted[i] == predicted[j], labels[i] == labels[j]
+        tp += same_pred and same_label
+        pp += same_pred
+        lp += same_label
+    return tp, pp, lp
+
+
+def jaccard_groups(texts: Sequence[str], threshold: float) -> list[int]:
+    words = [set(re.findall(r"[a-z]+", t.lower())) for t in texts]
+    labels: list[int] = []
+    members: list[list[int]] = []
+    for i, w in enumerate(words):
+        scores = [sum(len(w & words[m]) / len(w | words[m]) for m in g) / len(g) for g in members]
+        best = max(range(len(scores)), key=scores.__getitem__, default=-1)
+        if best >= 0 and scores[best] >= threshold:
+            members[best].append(i)
+            labels.append(best)
+        else:
+            members.append([i])
+            labels.append(len(members) - 1)
+    return labels
+
+
+def evaluate(name: str, group: Callable[[Sequence[str], str], list[int]], data: dict) -> dict[str, object]:
+    tp = pp = lp = 0
+    started = time.perf_counter()
+    n_groups = 0
+    for topic, rows in data.items():
+        texts, labels = [r[0] for r in rows], [r[1] for r in rows]
+        predicted = group(texts, topic)
+        n_groups += len(set(predicted))
+        a, b, c = pairwise(predicted, labels)
+        tp, pp, lp = tp + a, pp + b, lp + c
+    seconds = time.perf_counter() - started
+    precision = tp / pp if pp else 0.0
+    recall = tp / lp if lp else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "method": name,
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(f1, 3),
+        "groups": n_groups,
+        "ms_per_question": round(1000 * seconds / sum(len(r) for r in data.values()), 4),
+    }
+
+
+def main() -> None:
+    data = {k: v for k, v in json.loads(DATA.read_text()).items() if not k.startswith("_")}
+    labelled_groups = sum(len({r[1] for r in rows}) for rows in data.values())
+    rows = [evaluate("singletons (baseline)", lambda texts, topic: list(range(len(texts))), data)]
+    for threshold in (0.2, 0.34, 0.5):
+        rows.append(
+            evaluate(f"word Jaccard >= {threshold} (baseline)", lambda t, _, th=threshold: jaccard_groups(t, th), data)
+        )
+    for threshold in (0.34, 0.5, 0.67, 1.0):
+        grouper = AspectGrouper(threshold)
+        rows.append(evaluate(f"AspectGrouper({threshold})", grouper.groups, data))
+    save(
+        "aspects",
+        {
+            "benchmark": "aspects",
+            "machine": machine(),
+            "questions": 66,
+            "labelled_groups": labelled_groups,
+            "rows": rows,
+        },
+    )
+    print(f"{'method':36} {'prec':>6} {'recall':>6} {'F1':>6} {'groups':>6}  (labelled groups: {labelled_groups})")
+    for r in rows:
+        print(f"{r['method']:36} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} {r['groups']:6}")
+
+
+if __name__ == "__main__":
+    main()
