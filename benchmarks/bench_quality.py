@@ -59,9 +59,7 @@ CONFIGS = {
 # issue 4: guided-ee against the paper's strategies and the fixed-pool bandit, same backend and judge
 ISSUE4_STRATEGIES = ["no-drop", "full-ctr", "explore-exploit", "guided-ee", "fixed-pool"]
 for budget in (5000, 300):
-    CONFIGS[f"guided-length-{budget}"] = dict(
-        CONFIGS["length"], strategies=ISSUE4_STRATEGIES, n_sessions=budget
-    )
+    CONFIGS[f"guided-length-{budget}"] = dict(CONFIGS["length"], strategies=ISSUE4_STRATEGIES, n_sessions=budget)
     CONFIGS[f"guided-llm-{budget}"] = dict(
         CONFIGS["table5"], strategies=ISSUE4_STRATEGIES, n_sessions=budget, llm_parallel=2
     )

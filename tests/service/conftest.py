@@ -96,17 +96,18 @@ class Backend:
             return str(self.tmp_path / f"fresh-{uuid.uuid4().hex[:8]}.db")
         return _new_schema(self._schemas)
 
-    def sql(self, statement: str) -> list[tuple[object, ...]]:
-        """Run raw SQL on the test's database, outside the store; the rows it returns."""
+    def sql(self, statement: str, url: str | None = None) -> list[tuple[object, ...]]:
+        """Run raw SQL on the test's database (or the one at ``url``), outside the store; the rows it returns."""
+        url = url or self.url
         if self.name == "sqlite":
             import sqlite3
             from contextlib import closing
 
-            with closing(sqlite3.connect(self.url)) as conn, conn:
+            with closing(sqlite3.connect(url)) as conn, conn:
                 return conn.execute(statement).fetchall()
         import psycopg
 
-        with psycopg.connect(self.url) as conn:
+        with psycopg.connect(url) as conn:
             cursor = conn.execute(statement)
             return cursor.fetchall() if cursor.description else []
 

@@ -63,7 +63,36 @@ def test_detail_has_stats_intervals_history_and_lineage(api):
 @pytest.mark.parametrize(
     ("path", "body", "status", "kind", "field"),
     [
-        ("/v1/contexts/shop", {"topic": "x", "k_shown": 9}, 422, "invalid_request", "body"),
+        ("/v1/contexts/shop", {"topic": "x", "k_shown": 9}, 422, "invalid_request", "k_shown"),
+        ("/v1/contexts/shop", {"topic": "x", "pool_size": 2, "k_shown": 3}, 422, "invalid_request", "k_shown"),
+        (
+            "/v1/contexts/shop",
+            {"topic": "x", "strategy_options": {"n_worst": 1}},
+            422,
+            "invalid_request",
+            "strategy_options.n_worst",
+        ),
+        (
+            "/v1/contexts/shop",
+            {"topic": "x", "strategy_options": {"n_drop": "2"}},
+            422,
+            "invalid_request",
+            "strategy_options.n_drop",
+        ),
+        (
+            "/v1/contexts/shop",
+            {"topic": "x", "strategy": "random-ctr", "strategy_options": {"low": "a"}},
+            422,
+            "invalid_request",
+            "strategy_options.low",
+        ),
+        (
+            "/v1/contexts/shop",
+            {"topic": "x", "strategy_options": {"n_explore": 0, "n_exploit": 0}},
+            422,
+            "invalid_request",
+            "strategy_options",
+        ),
         ("/v1/contexts/shop", {"topic": "x", "pool_size": "5"}, 422, "invalid_request", "pool_size"),
         ("/v1/contexts/shop", {"topic": "x", "strategy": "greedy"}, 422, "invalid_request", "strategy"),
         ("/v1/contexts/shop", {"topic": "x", "schedule": {"every_minutes": -1}}, 422, "invalid_request", None),
@@ -128,3 +157,18 @@ def test_trigger_is_202_and_makes_the_context_due(sqlite_api):
     assert response.json()["iteration"] == 0 and response.json()["iteration_requested_at"] is not None
     assert sqlite_api.iterate()
     assert sqlite_api.store.get_context("shop").iteration == 1
+
+
+def test_detail_shows_the_last_iteration_failure_until_one_is_applied(api):
+    api.put_context("shop")
+    assert api.http.get("/v1/contexts/shop", headers=api.admin).json()["last_error"] is None
+    api.store.record_iteration_failure("shop", "TransportError: connection refused")
+    detail = api.http.get("/v1/contexts/shop", headers=api.admin).json()
+    assert detail["last_error"] == {
+        "message": "TransportError: connection refused",
+        "failed_at": pytest.approx(api.db.clock.now),
+        "attempts": 1,
+    }
+    assert api.http.get("/v1/contexts", headers=api.admin).json()[0]["last_error"] == detail["last_error"]
+    assert api.iterate()
+    assert api.http.get("/v1/contexts/shop", headers=api.admin).json()["last_error"] is None

@@ -1,6 +1,7 @@
 """Client routes: suggestions and event batches, their outcomes, limits and what a 4xx leaves behind."""
 
 import json
+import re
 
 import pytest
 
@@ -45,20 +46,24 @@ def test_suggestions_are_k_distinct_live_items_and_count_an_impression(api):
     assert sum(e.stats.impressions for e in api.store.live_pool("shop").entries) == 36
 
 
+def not_shown_in(api, shown):
+    pool = [e.item.item_id for e in api.store.live_pool("shop").entries]
+    return next(i for i in pool if i not in {item["item_id"] for item in shown["items"]})
+
+
 def test_event_outcomes_and_counts(api):
     api.ready_context("shop", impression_ttl_seconds=60)
     old = api.suggest()
     api.db.clock.advance(61)  # ``old`` expires
     shown = api.suggest()
     pool = [e.item.item_id for e in api.store.live_pool("shop").entries]
-    not_shown = next(i for i in pool if i not in {item["item_id"] for item in shown["items"]})
     batch = [
         click(shown, "a", 0, dwell_ms=1200),
-        click(shown, "a", 1),  # same key again in the batch
         click(shown, "b", 0),  # second click on the same shown item
         {"idempotency_key": "c", "impression_id": "x" * 22, "item_id": pool[0]},
-        {"idempotency_key": "d", "impression_id": shown["impression_id"], "item_id": not_shown},
         click(old, "e", 0),
+        # an expired impression is a race, not a client bug: rejected whatever item it names
+        {"idempotency_key": "g", "impression_id": old["impression_id"], "item_id": not_shown_in(api, old)},
         click(shown, "f", 1, type="click"),
     ]
     response = api.post_events(batch)
@@ -67,21 +72,55 @@ def test_event_outcomes_and_counts(api):
     assert [r["outcome"] for r in body["results"]] == [
         "accepted",
         "duplicate",
-        "duplicate",
         "rejected:unknown_impression",
-        "rejected:item_not_shown",
+        "rejected:expired_impression",
         "rejected:expired_impression",
         "accepted",
     ]
-    assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 2, 3)
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 1, 3)
     assert [r[0] for r in stored_events(api)] == ["a", "f"]  # rejected ones are counted, not stored
-    retried = api.post_events(batch).json()
-    assert retried["accepted"] == 0 and retried["results"][0]["outcome"] == "duplicate"
+    retried = api.post_events(batch).json()  # a retry after a lost answer: idempotent
+    assert retried["accepted"] == 0 and [r["outcome"] for r in retried["results"]][:2] == ["duplicate"] * 2
     counts = api.store.event_counts("shop")
     assert counts["accepted"] == 2 and counts["rejected:unknown_impression"] == 2
+    assert counts["rejected:expired_impression"] == 4
     clicks = {e.item.item_id: e.stats.clicks for e in api.store.live_pool("shop").entries}
     assert sum(clicks.values()) == 2
-    assert "clickloop_clicks_total 2.0" in api.http.get("/metrics").text
+    metrics = api.http.get("/metrics").text
+    assert "clickloop_clicks_total 2.0" in metrics
+    assert 'clickloop_events_total{outcome="rejected:expired_impression"} 4.0' in metrics
+
+
+def _refused_whole(api, response, field, match):
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["field"]) == ("invalid_value", field)
+    assert re.search(match, error["message"]), error["message"]
+    assert stored_events(api) == [] and api.store.event_counts() == {}
+    assert all(e.stats.clicks == 0 for e in api.store.live_pool("shop").entries)
+    assert "clickloop_clicks_total 0.0" in api.http.get("/metrics").text
+
+
+def test_a_click_on_an_item_not_shown_fails_the_batch_whole(api):
+    api.ready_context("shop")
+    shown = api.suggest()
+    hidden = not_shown_in(api, shown)
+    bad = {"idempotency_key": "c", "impression_id": shown["impression_id"], "item_id": hidden}
+    batch = [click(shown, "a", 0), click(shown, "b", 1), bad]
+    response = api.post_events(batch)
+    _refused_whole(api, response, "events.2.item_id", rf"events\.2\.item_id \('{hidden}'\) was not shown in impression")
+    assert "Nothing was stored" in response.json()["error"]["message"]
+    made_up = {**bad, "item_id": "no-such-item"}
+    _refused_whole(api, api.post_events([made_up, *batch[:2]]), "events.0.item_id", "'no-such-item'")
+    assert api.post_events(batch[:2]).json()["accepted"] == 2  # without the bad click it goes through
+
+
+def test_the_same_key_twice_in_a_batch_fails_it_whole(api):
+    api.ready_context("shop")
+    shown = api.suggest()
+    batch = [click(shown, "a", 0), click(shown, "b", 1), click(shown, "a", 2)]
+    _refused_whole(api, api.post_events(batch), "events.2.idempotency_key", "repeats the key of events.0")
+    assert api.post_events(batch[:2]).json()["accepted"] == 2
 
 
 def test_events_on_another_contexts_impression_are_unknown(sqlite_api):
@@ -177,3 +216,40 @@ def test_item_text_is_returned_as_data(sqlite_api):
     response = sqlite_api.http.get("/v1/contexts/shop/suggestions", headers=sqlite_api.client)
     assert response.headers["content-type"] == "application/json"
     assert response.json()["items"] == [{"item_id": item.item_id, "text": text}]
+
+
+def test_no_pool_yet_after_failures_says_why(sqlite_api):
+    sqlite_api.put_context("shop")
+    sqlite_api.store.record_iteration_failure("shop", "ModelError: cannot load the model <qwen.gguf>")
+    sqlite_api.store.record_iteration_failure("shop", "ModelError: cannot load the model <qwen.gguf>")
+    response = sqlite_api.http.get("/v1/contexts/shop/suggestions", headers=sqlite_api.client)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    error = response.json()["error"]
+    assert error["type"] == "pool_not_ready"
+    assert "generating it failed 2 time(s) in a row" in error["message"]
+    assert "ModelError: cannot load the model <qwen.gguf>" in error["message"]
+    assert "GET /v1/contexts/shop (last_error)" in error["message"]
+    assert sqlite_api.iterate()
+    assert sqlite_api.http.get("/v1/contexts/shop/suggestions", headers=sqlite_api.client).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "field"),
+    [
+        (b"", "application/json", 422, "body"),
+        (b'{"events": []}', "text/plain", 422, "body"),
+        (b"\xff\xfe", "application/json", 400, "body"),
+        (b'{"events": [', "application/vnd.api+json", 400, "body"),
+    ],
+    ids=["empty", "not-json-type", "not-utf8", "json-suffix-type"],
+)
+def test_bodies_that_are_not_json_objects(sqlite_api, content, content_type, status, field):
+    sqlite_api.ready_context("shop")
+    headers = {**sqlite_api.client, "Content-Type": content_type}
+    response = sqlite_api.http.post("/v1/contexts/shop/events", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+    assert response.json()["error"]["type"] == ("malformed_json" if status == 400 else "invalid_request")
+    if content_type == "text/plain":
+        assert "'Content-Type: application/json', not 'text/plain'" in response.json()["error"]["message"]
+    assert sqlite_api.store.event_counts() == {}

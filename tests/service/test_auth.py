@@ -87,9 +87,40 @@ def test_scoped_client_key_on_another_context_is_403(sqlite_api, method, path, b
     assert allowed.status_code == 200
 
 
+BODY_ROUTES = [("POST", "/v1/contexts/shop/events"), ("PUT", "/v1/contexts/shop"), ("POST", "/v1/contexts/shop/review")]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize(
+    ("content", "status_with_key"),
+    [(b'{"events": [', 400), (b"[1, 2]", 422), (b"", 422)],
+    ids=["malformed", "invalid", "empty"],
+)
+def test_the_key_and_its_scope_are_checked_before_the_body_is_read(sqlite_api, method, path, content, status_with_key):
+    sqlite_api.put_context("shop")
+    before = sqlite_api.store.get_context("shop")
+    json_type = {"Content-Type": "application/json"}
+
+    def send(headers):
+        return sqlite_api.http.request(method, path, content=content, headers={**json_type, **headers})
+
+    missing = send({})
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+    assert missing.json()["error"]["type"] == "unauthenticated"
+    assert send({"Authorization": "Bearer clk_not-a-key"}).status_code == 401
+    other_scope = send(sqlite_api.key("client", ["garden"]))
+    assert other_scope.status_code == 403 and other_scope.json()["error"]["field"] == "Authorization"
+    expected = "may use the contexts [garden], not 'shop'" if path.endswith("/events") else "needs an admin key"
+    assert expected in other_scope.json()["error"]["message"]
+    allowed = send(sqlite_api.admin)
+    assert allowed.status_code == status_with_key, allowed.text
+    assert allowed.json()["error"]["field"] == "body"
+    assert sqlite_api.store.get_context("shop") == before and sqlite_api.store.event_counts() == {}
+
+
 def test_admin_key_may_use_client_routes_and_health_needs_none(sqlite_api):
     sqlite_api.ready_context("shop")
     assert sqlite_api.http.get("/v1/contexts/shop/suggestions", headers=sqlite_api.admin).status_code == 200
-    assert sqlite_api.http.get("/healthz").json() == {"status": "ok", "schema_version": 1}
+    assert sqlite_api.http.get("/healthz").json() == {"status": "ok", "schema_version": 2}
     metrics = sqlite_api.http.get("/metrics")
     assert metrics.status_code == 200 and "clickloop_store_contexts 1.0" in metrics.text

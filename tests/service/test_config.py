@@ -60,15 +60,30 @@ def _with_prompt(name, text):
 @pytest.mark.parametrize(
     ("changes", "field", "match"),
     [
-        ({"k_shown": 6}, "", r"k_shown \(6\) must not exceed the pool size \(5\); lower k_shown"),
+        ({"k_shown": 6}, "k_shown", r"k_shown \(6\) must not exceed the pool size \(5\); lower k_shown"),
+        ({"pool_size": 2, "k_shown": 3}, "k_shown", r"k_shown \(3\) must not exceed the pool size \(2\)"),
         ({"strategy": "greedy"}, "strategy", "unknown strategy 'greedy'; expected one of: no-drop, random-ctr"),
         ({"domain": "recipes"}, "domain", "unknown domain 'recipes'; expected one of: ecommerce, wikipedia"),
         ({"domain": "/etc/passwd"}, "domain", "unknown domain '/etc/passwd'"),
         ({"llm": "gemini"}, "llm", "unknown LLM backend 'gemini'; expected one of: llamacpp"),
         ({"llm": "openai"}, "llm", "needs a model name"),
-        ({"strategy_options": {"n_worst": 1}}, "", r"has no option\(s\) \['n_worst'\]"),
-        ({"strategy_options": {"n_drop": "2"}}, "", "n_drop"),
-        ({"strategy": "random-ctr", "strategy_options": {"low": "a"}}, "", "strategy_options for 'random-ctr'"),
+        ({"strategy_options": {"n_worst": 1}}, "strategy_options.n_worst", r"has no option\(s\) \['n_worst'\]"),
+        ({"strategy_options": {"n_drop": "2"}}, "strategy_options.n_drop", r"n_drop \('2'\) must be an integer"),
+        (
+            {"strategy_options": {"n_drop": 1, "n_explore": -1}},
+            "strategy_options.n_explore",
+            r"n_explore \(-1\) must be an integer >= 0",
+        ),
+        (
+            {"strategy": "random-ctr", "strategy_options": {"low": "a"}},
+            "strategy_options.low",
+            "strategy_options for 'random-ctr'",
+        ),
+        (
+            {"strategy_options": {"n_explore": 0, "n_exploit": 0}},
+            "strategy_options",
+            r"explore-exploit needs n_explore \+ n_exploit >= 1",
+        ),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
         ({"pool_size": "5"}, "pool_size", "valid integer"),
         ({"require_review": "true"}, "require_review", "valid boolean"),
@@ -94,6 +109,15 @@ def test_invalid_configs_name_the_field(changes, field, match):
     errors = caught.value.errors()
     assert any(".".join(map(str, e["loc"])) == field for e in errors), errors
     assert any(re.search(match, e["msg"]) for e in errors), errors
+
+
+def test_strategy_options_valid_only_together_are_accepted():
+    config = ContextConfig(topic="x", strategy_options={"n_explore": 0, "n_exploit": 2, "n_drop": 2})
+    assert config.make_strategy().n_exploit == 2
+    options = {"n_explore": 0, "n_exploit": 0}
+    with pytest.raises(PydanticValidationError) as caught:
+        ContextConfig(topic="x", strategy="greedy", strategy_options=options)
+    assert [e["loc"] for e in caught.value.errors()] == [("strategy",)]  # options of an unknown strategy: unchecked
 
 
 def test_a_stored_config_that_no_longer_validates_is_a_configuration_error():

@@ -147,6 +147,23 @@ def test_item_text_and_topics_are_escaped_and_pages_carry_a_strict_csp(sqlite_ap
     assert page.text.count("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;") == 2
 
 
+def test_the_last_iteration_failure_is_shown_escaped(sqlite_api):
+    sqlite_api.put_context("shop")
+    log_in(sqlite_api, secret_of(sqlite_api.admin))
+    assert 'id="last-error"' not in sqlite_api.http.get("/dashboard/contexts/shop").text
+    sqlite_api.store.record_iteration_failure("shop", f"ParseError: bad output; raw output: {XSS!r}")
+    sqlite_api.store.record_iteration_failure("shop", f"ParseError: bad output; raw output: {XSS!r}")
+    page = sqlite_api.http.get("/dashboard/contexts/shop").text
+    block = re.search(r'<div class="notice error" id="last-error".*?</div>', page, re.S).group(0)
+    assert "The last iteration failed" in block and "2 time(s) in a row" in block
+    assert "ParseError: bad output; raw output: &#39;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x" in block
+    assert "<script>alert" not in page and "<img" not in page
+    listing = sqlite_api.http.get("/dashboard").text
+    assert 'class="badge failed"' in listing and "<script>alert" not in listing
+    assert sqlite_api.iterate()
+    assert 'id="last-error"' not in sqlite_api.http.get("/dashboard/contexts/shop").text
+
+
 def test_unknown_context_is_a_404_page(sqlite_api):
     log_in(sqlite_api, secret_of(sqlite_api.admin))
     page = sqlite_api.http.get("/dashboard/contexts/nope")

@@ -18,16 +18,19 @@ from clickloop.service.store import (
     EventIn,
     EventStatus,
     ItemStatus,
+    IterationFailure,
     RejectReason,
     Store,
     open_store,
     secret_sha256,
 )
+from clickloop.service.store import migrate as migrate_module
 from clickloop.service.store.queries import feedback
 
 CTX = "cookware"
 CONFIG = {"topic": "Cookware Sets", "domain": "ecommerce", "pool_size": 3, "k_shown": 2}
 TEXTS = ("Is it durable?", "Is it nonstick?", "Is it oven safe?")
+MIGRATIONS = [(1, "init"), (2, "iteration_errors")]
 
 
 def make_items(texts: Sequence[str], iteration: int = 0, origin: ItemOrigin = ItemOrigin.INITIAL, parents=()):
@@ -57,10 +60,36 @@ def stats(store: Store) -> dict[str, ItemStats]:
 
 def test_migrations_are_recorded_and_idempotent(backend):
     assert isinstance(backend.store, Store)
-    assert backend.store.applied_migrations() == [(1, "init")]
+    assert backend.store.applied_migrations() == MIGRATIONS
     again = backend.open()
-    assert again.applied_migrations() == [(1, "init")]
-    assert backend.sql("SELECT COUNT(*) FROM schema_migrations") == [(1,)]
+    assert again.applied_migrations() == MIGRATIONS
+    assert backend.sql("SELECT COUNT(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
+
+
+def test_a_v1_database_is_migrated_with_its_data(backend, monkeypatch):
+    url = backend.fresh_url()
+    shipped = migrate_module.load_migrations
+    monkeypatch.setattr(migrate_module, "load_migrations", lambda dialect: shipped(dialect)[:1])
+    old = backend.open(url)
+    assert old.applied_migrations() == [(1, "init")]
+    old.close()
+    # the queries of today expect v2: write a v1 row as clickloop 1 did
+    backend.sql(
+        "INSERT INTO contexts (context_id, config, created_at, updated_at, iteration) "
+        f"VALUES ('{CTX}', '{{\"topic\": \"Pans\"}}', 1.0, 2.0, 4)",
+        url,
+    )
+    monkeypatch.undo()
+    upgraded = backend.open(url)
+    assert upgraded.applied_migrations() == MIGRATIONS
+    context = upgraded.get_context(CTX)
+    assert (context.config, context.iteration, context.updated_at, context.last_error) == (
+        {"topic": "Pans"},
+        4,
+        2.0,
+        None,
+    )
+    assert upgraded.record_iteration_failure(CTX, "TransportError: connection refused") == 1
 
 
 def test_concurrent_openers_apply_migrations_once(backend):
@@ -81,7 +110,7 @@ def test_concurrent_openers_apply_migrations_once(backend):
     for t in threads:
         t.join()
     assert not errors
-    assert backend.open(url).applied_migrations() == [(1, "init")]
+    assert backend.open(url).applied_migrations() == MIGRATIONS
 
 
 def test_a_newer_schema_is_refused(backend):
@@ -198,31 +227,65 @@ def test_event_outcomes_and_counters(store):
         CTX,
         [
             EventIn("k1", shown, a.item_id, dwell_ms=1200),
-            EventIn("k1", shown, b.item_id),  # same key again
             EventIn("k2", shown, a.item_id),  # second click on the same shown item
-            EventIn("k3", shown, c.item_id),  # not shown
             EventIn("k4", secrets.token_urlsafe(16), a.item_id),  # unknown impression
             EventIn("k5", shown, b.item_id),
         ],
     )
-    assert [o.label for o in outcomes] == [
-        "accepted",
-        "duplicate",
-        "duplicate",
-        "rejected:item_not_shown",
-        "rejected:unknown_impression",
-        "accepted",
-    ]
+    assert [o.label for o in outcomes] == ["accepted", "duplicate", "rejected:unknown_impression", "accepted"]
     assert stats(store) == {a.item_id: ItemStats(1, 1), b.item_id: ItemStats(1, 1), c.item_id: ItemStats()}
-    assert store.event_counts(CTX) == {
-        "accepted": 2,
-        "duplicate": 2,
-        "rejected:item_not_shown": 1,
-        "rejected:unknown_impression": 1,
-    }
+    assert store.event_counts(CTX) == {"accepted": 2, "duplicate": 1, "rejected:unknown_impression": 1}
     # an impression of this context is unknown to another one
     assert store.record_events("other", [EventIn("k9", shown, a.item_id)])[0].reason is RejectReason.UNKNOWN_IMPRESSION
     assert store.metrics().clicks == 2 and store.metrics().event_outcomes["rejected:unknown_impression"] == 2
+
+
+def _nothing_recorded(store: Store) -> None:
+    assert store.event_counts() == {} and store.metrics().clicks == 0
+    assert all(s.clicks == 0 for s in stats(store).values())
+
+
+def test_a_key_repeated_inside_a_batch_refuses_it_whole(store):
+    a, b, c = seeded(store)
+    shown = show(store, [a, b])
+    batch = [EventIn("k1", shown, a.item_id), EventIn("k2", shown, b.item_id), EventIn("k1", shown, b.item_id)]
+    with pytest.raises(ValidationError, match=r"events\.2\.idempotency_key \('k1'\) repeats the key of events\.0") as e:
+        store.record_events(CTX, batch)
+    assert e.value.field == "events.2.idempotency_key"
+    _nothing_recorded(store)
+    assert [o.label for o in store.record_events(CTX, batch[:2])] == ["accepted", "accepted"]
+
+
+def test_a_click_on_an_item_not_shown_refuses_the_batch_whole(store):
+    a, b, c = seeded(store)
+    shown = show(store, [a, b])
+    ghost = make_items(["Never in any pool?"])[0]
+    for bad in (c.item_id, ghost.item_id):  # in the pool but not shown; no item at all
+        batch = [EventIn("k1", shown, a.item_id), EventIn("k2", shown, b.item_id), EventIn("k3", shown, bad)]
+        with pytest.raises(ValidationError, match=rf"events\.2\.item_id \('{bad}'\) was not shown in impression") as e:
+            store.record_events(CTX, batch)
+        assert e.value.field == "events.2.item_id" and "Nothing was stored" in str(e.value)
+        _nothing_recorded(store)
+
+
+def test_only_known_live_impressions_check_what_they_showed(backend, store):
+    a, b, c = seeded(store)
+    store.create_context("other", CONFIG)
+    shown, expiring = show(store, [a, b]), show(store, [a, b], ttl=10)
+    assert store.record_events(CTX, [EventIn("k1", shown, a.item_id)])[0].status is EventStatus.ACCEPTED
+    backend.clock.advance(10)
+    outcomes = store.record_events(
+        CTX,
+        [
+            EventIn("k1", shown, c.item_id),  # a key seen in an earlier batch: its retry, whatever it names
+            EventIn("k2", expiring, c.item_id),  # expired: a race, counted
+            EventIn("k3", secrets.token_urlsafe(16), c.item_id),  # unknown impression
+        ],
+    )
+    assert [o.label for o in outcomes] == ["duplicate", "rejected:expired_impression", "rejected:unknown_impression"]
+    other = store.record_events("other", [EventIn("k4", shown, c.item_id)])  # another context's impression
+    assert other[0].label == "rejected:unknown_impression"
+    assert stats(store)[c.item_id] == ItemStats()
 
 
 def test_retried_batch_counts_once_even_after_expiry(backend, store):
@@ -368,6 +431,21 @@ def test_requested_iteration_is_due_until_applied(store):
     applied = store.apply_iteration(CTX, 0, [], [])
     assert applied.iteration == 1 and applied.iteration_requested_at is None
     assert store.claim_due("w1", 30) is None
+
+
+def test_initial_only_request_is_a_no_op_once_the_pool_exists(store):
+    seeded(store)  # IP_0 applied, e.g. by a worker between a suggestion's read and its request
+    store.request_iteration(CTX, initial_only=True)
+    assert store.get_context(CTX).iteration_requested_at is None
+    assert store.claim_due("w1", 30) is None
+    with pytest.raises(NotFoundError):
+        store.request_iteration("nope", initial_only=True)
+
+
+def test_initial_only_request_marks_a_context_without_pool(store):
+    store.create_context(CTX, CONFIG)
+    store.request_iteration(CTX, initial_only=True)
+    assert store.get_context(CTX).iteration_requested_at is not None
 
 
 def test_lease_renew_release_and_expiry(backend, store):
@@ -541,6 +619,41 @@ def test_history_and_lineage_read_back(store):
     store.create_context("empty", CONFIG)
     with pytest.raises(NotFoundError, match="has no pool yet"):
         store.live_pool("empty")
+
+
+def test_iteration_failures_are_recorded_and_cleared_by_an_applied_iteration(backend, store):
+    store.create_context(CTX, CONFIG)
+    assert store.get_context(CTX).last_error is None
+    assert store.record_iteration_failure(CTX, "ModelError: the model file is missing") == 1
+    backend.clock.advance(5)
+    assert store.record_iteration_failure(CTX, "ParseError: " + "x" * 5000) == 2
+    failure = store.get_context(CTX).last_error
+    assert failure == IterationFailure("ParseError: " + "x" * 1987 + "…", backend.clock.now, 2)
+    assert len(failure.message) == 2000
+    assert store.list_contexts()[0].last_error == failure and store.claim_due("w1", 30).last_error == failure
+    store.release_lease(CTX, "w1")
+    with pytest.raises(ConflictError):
+        store.apply_iteration(CTX, 0, [], [])
+    assert store.get_context(CTX).last_error == failure  # a refused iteration clears nothing
+    store.apply_iteration(CTX, None, make_items(TEXTS), [])
+    assert store.get_context(CTX).last_error is None
+    assert store.record_iteration_failure(CTX, "TransportError: connection refused") == 1  # counted anew
+
+
+@pytest.mark.parametrize(
+    ("context_id", "message", "error", "match"),
+    [
+        ("nope", "TransportError: down", NotFoundError, "no context 'nope'"),
+        (CTX, "", ValidationError, "message .* must be a non-empty string"),
+        (CTX, "   ", ValidationError, "message"),
+        (CTX, None, ValidationError, "message"),
+    ],
+)
+def test_invalid_iteration_failures_are_refused(store, context_id, message, error, match):
+    store.create_context(CTX, CONFIG)
+    with pytest.raises(error, match=match):
+        store.record_iteration_failure(context_id, message)
+    assert store.get_context(CTX).last_error is None
 
 
 # -- LLM cache and usage ------------------------------------------------------------------------------

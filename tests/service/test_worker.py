@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
-from clickloop.errors import TransportError
+from clickloop.errors import ModelError, StorageError, TransportError
 from clickloop.llm.scripted import ScriptedLLM, canned_responder
 from clickloop.service import worker as worker_module
 from clickloop.service.metrics import ServiceMetrics
-from clickloop.service.store import open_store
+from clickloop.service.store import IterationFailure, open_store
 from clickloop.service.worker import Worker
 from clickloop.strategies import ItemWriter
 
@@ -52,6 +52,53 @@ def test_llm_failure_keeps_the_pool_and_backs_off(api):
     api.db.clock.advance(61)
     assert api.iterate()
     assert api.store.get_context("shop").iteration == 1
+
+
+def test_failures_are_recorded_for_the_api_and_cleared_by_the_next_applied_iteration(api):
+    api.put_context("shop")
+
+    def unloadable(spec):
+        raise ModelError(f"the model of {spec!r} is missing; run 'clickloop models prepare'")
+
+    metrics = ServiceMetrics()
+    first = Worker(api.store, unloadable, "w1", backoff_seconds=30, metrics=metrics)
+    assert first.run_once()
+    message = "ModelError: the model of 'scripted' is missing; run 'clickloop models prepare'"
+    assert api.store.get_context("shop").last_error == IterationFailure(message, api.db.clock.now, 1)
+    shown = api.http.get("/v1/contexts/shop", headers=api.admin).json()["last_error"]
+    assert (shown["message"], shown["attempts"]) == (message, 1)
+    answer = api.http.get("/v1/contexts/shop/suggestions", headers=api.client).json()["error"]
+    assert "failed 1 time(s) in a row" in answer["message"] and message in answer["message"]
+    api.db.clock.advance(31)
+    # another worker (another process, after a restart) goes on from the stored count: back-off and seeds
+    second = Worker(api.store, unloadable, "w2", backoff_seconds=30, metrics=metrics)
+    assert second.run_once()
+    context = api.store.get_context("shop")
+    assert context.last_error.attempts == 2 and context.lease_until == pytest.approx(api.db.clock.now + 60)
+    assert outcomes(metrics)["failed"] == 2
+    api.db.clock.advance(61)
+    assert api.iterate()
+    assert api.store.get_context("shop").last_error is None
+    assert api.http.get("/v1/contexts/shop", headers=api.admin).json()["last_error"] is None
+    assert api.http.get("/v1/contexts/shop/suggestions", headers=api.client).status_code == 200
+
+
+def test_a_failure_the_store_cannot_record_still_backs_off(sqlite_api, monkeypatch):
+    sqlite_api.ready_context("shop")
+    sqlite_api.store.request_iteration("shop")
+
+    def down(*_args):
+        raise StorageError("the database is unreachable")
+
+    monkeypatch.setattr(sqlite_api.store, "record_iteration_failure", down)
+    failing = Worker(sqlite_api.store, lambda _spec: ScriptedLLM(_refuse), "w1", backoff_seconds=30)
+    assert failing.run_once()
+    context = sqlite_api.store.get_context("shop")
+    assert context.iteration == 0 and context.lease_until == pytest.approx(sqlite_api.db.clock.now + 30)
+
+
+def _refuse(_request):
+    raise TransportError("connection refused")
 
 
 def test_unusable_output_is_retried_with_fresh_samples(sqlite_api):

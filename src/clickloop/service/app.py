@@ -14,10 +14,11 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import metadata
+from typing import Any
 
 from fastapi import FastAPI
 
-from clickloop.service import dashboard, http_errors
+from clickloop.service import bodies, dashboard, http_errors
 from clickloop.service.metrics import RequestMetrics, ServiceMetrics
 from clickloop.service.routes import contexts, ops, serving
 from clickloop.service.serving_cache import KeyCache, PoolCache
@@ -105,6 +106,14 @@ def create_app(
     dashboard.install(app)
     app.add_middleware(http_errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+
+    def openapi() -> dict[str, Any]:
+        # the body models of routes that read their body after the key check (bodies.py)
+        if app.openapi_schema is None:
+            app.openapi_schema = bodies.add_component_schemas(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -10,8 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from clickloop.domains.loader import BUILTIN_DOMAINS, Domain, domain_from_data, load_domain
 from clickloop.errors import ConfigurationError, UnknownIdError
@@ -169,21 +179,44 @@ class ContextConfig(_Strict):
     def _llm(cls, value: str) -> str:
         return check_backend_id(value)
 
-    @model_validator(mode="after")
-    def _check(self) -> ContextConfig:
-        if self.k_shown > self.pool_size:
+    # Cross-field checks are field validators of the later field (fields validate in declaration order,
+    # ``info.data`` holds the earlier ones that were valid), so that an error names that field, not the
+    # whole body.
+    @field_validator("k_shown")
+    @classmethod
+    def _k_shown(cls, value: int, info: ValidationInfo) -> int:
+        pool_size = info.data.get("pool_size")
+        if pool_size is not None and value > pool_size:
             raise ValueError(
-                f"k_shown ({self.k_shown}) must not exceed the pool size ({self.pool_size}); "
-                "lower k_shown or grow the pool"
+                f"k_shown ({value}) must not exceed the pool size ({pool_size}); lower k_shown or grow the pool"
             )
-        self.make_strategy()
-        return self
+        return value
+
+    @field_validator("strategy_options")
+    @classmethod
+    def _strategy_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        strategy = info.data.get("strategy")
+        if strategy is None:  # itself invalid, and reported
+            return value
+        try:
+            _build_strategy(strategy, value)
+            return value
+        except ValueError as exc:
+            together = str(exc)
+        # which options are at fault: those that fail on their own, next to the defaults of the others
+        errors: list[InitErrorDetails] = []
+        for name, option in value.items():
+            try:
+                _build_strategy(strategy, {name: option})
+            except ValueError as exc:
+                error = PydanticCustomError("value_error", "{message}", {"message": str(exc)})
+                errors.append({"type": error, "loc": (name,), "input": option})
+        if errors:
+            raise PydanticValidationError.from_exception_data(cls.__name__, errors)
+        raise ValueError(together)  # valid one by one, not together (explore-exploit: n_explore + n_exploit >= 1)
 
     def make_strategy(self) -> Strategy:
-        try:
-            return make_strategy(self.strategy, **self.strategy_options)
-        except TypeError as exc:  # a field compared with a value of the wrong type
-            raise ValueError(f"strategy_options for {self.strategy!r} are invalid: {exc}") from exc
+        return _build_strategy(self.strategy, self.strategy_options)
 
     def load_domain(self) -> Domain:
         return self.domain.to_domain() if isinstance(self.domain, CustomDomain) else load_domain(self.domain)
@@ -191,6 +224,14 @@ class ContextConfig(_Strict):
     @property
     def domain_name(self) -> str:
         return self.domain.name if isinstance(self.domain, CustomDomain) else self.domain
+
+
+def _build_strategy(strategy: str, options: Mapping[str, Any]) -> Strategy:
+    """The strategy; ValueError (a ConfigurationError, or one made from a TypeError) when it cannot be built."""
+    try:
+        return make_strategy(strategy, **options)
+    except TypeError as exc:  # a field compared with a value of the wrong type
+        raise ValueError(f"strategy_options for {strategy!r} are invalid: {exc}") from exc
 
 
 def parse_config(data: Mapping[str, Any]) -> ContextConfig:

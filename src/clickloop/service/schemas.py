@@ -64,7 +64,7 @@ class Suggestions(BaseModel):
 
 
 class Event(_Strict):
-    """A click on ``item_id`` of impression ``impression_id``."""
+    """A click on ``item_id``, one of the items that impression ``impression_id`` showed."""
 
     idempotency_key: str = Field(
         min_length=1, max_length=MAX_KEY_CHARS, description="Unique per API key; a retried event counts once."
@@ -81,7 +81,7 @@ class EventBatch(_Strict):
 
 class EventResult(BaseModel):
     idempotency_key: str
-    outcome: str = Field(description="accepted, duplicate or rejected:<reason> (unknown_impression, ...)")
+    outcome: str = Field(description="accepted, duplicate, rejected:unknown_impression or rejected:expired_impression")
 
 
 class EventBatchResult(BaseModel):
@@ -152,6 +152,14 @@ class LlmUsage(BaseModel):
     seconds: float
 
 
+class IterationError(BaseModel):
+    """The last failed iteration since the last applied one; the worker retries it with a back-off."""
+
+    message: str = Field(description="The error, as `Type: text` (the LLM could not be loaded, bad output, ...).")
+    failed_at: float = Field(description="When it failed, epoch seconds.")
+    attempts: int = Field(description="Failed iterations in a row.")
+
+
 class ContextSummary(BaseModel):
     context_id: str
     topic: str
@@ -163,6 +171,7 @@ class ContextSummary(BaseModel):
     impressions_total: int
     iteration_requested_at: float | None
     leased_by: str | None = Field(description="The worker running an iteration on it now, if any.")
+    last_error: IterationError | None = Field(description="Why the last iteration failed; null once one is applied.")
 
 
 class ContextDetail(ContextSummary):

@@ -66,7 +66,15 @@ def summary(row: ContextRow) -> schemas.ContextSummary:
         impressions_total=row.impressions_total,
         iteration_requested_at=row.iteration_requested_at,
         leased_by=row.leased_by,
+        last_error=last_error(row),
     )
+
+
+def last_error(row: ContextRow) -> schemas.IterationError | None:
+    failure = row.last_error
+    if failure is None:
+        return None
+    return schemas.IterationError(message=failure.message, failed_at=failure.failed_at, attempts=failure.attempts)
 
 
 def detail(store: Store, context_id: str) -> schemas.ContextDetail:

@@ -4,9 +4,12 @@ Several workers (threads of ``clickloop serve``, ``clickloop worker`` processes,
 PostgreSQL) may run at once: the store's leases give each due context to one of them, and
 ``apply_iteration``'s expected-iteration check refuses a second result for the same step. While the
 LLM works, a heartbeat renews the lease; if it is lost (or the worker is told to stop) the iteration is
-abandoned before the next LLM call, without applying anything. A failed iteration releases the
-context with an exponential back-off per context (``backoff_seconds`` doubling up to
-``max_backoff_seconds``, at least a rate limit's ``retry_after``); its retry samples anew.
+abandoned before the next LLM call, without applying anything. A failed iteration is recorded in the
+store (:meth:`Store.record_iteration_failure`: the context's ``last_error``, shown by the API and the
+dashboard, and its count of failures in a row, cleared by the next applied iteration) and releases the
+context with an exponential back-off on that count (``backoff_seconds`` doubling up to
+``max_backoff_seconds``, at least a rate limit's ``retry_after``); its retry samples anew. The count
+lives in the store, so back-off and sampling seeds carry over between workers and restarts.
 """
 
 from __future__ import annotations
@@ -101,7 +104,6 @@ class Worker:
         self.metrics = metrics
         self.stop_event = threading.Event()
         self._backends: dict[str, LLMBackend] = {}
-        self._failures: dict[str, int] = {}
         self._next_purge = time.monotonic() + purge_every_seconds
 
     # -- loop ----------------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ class Worker:
     def _iterate(self, context: ContextRow) -> tuple[str, float]:
         """Run the iteration; the outcome label and the back-off to release the context with."""
         context_id = context.context_id
-        attempt = self._failures.get(context_id, 0)
+        attempt = context.last_error.attempts if context.last_error else 0
         with self._heartbeat(context_id) as lost:
 
             def ended() -> str | None:
@@ -161,7 +163,7 @@ class Worker:
                 log.info("worker %s: iteration of %s abandoned: %s", self.worker_id, context_id, exc)
                 return ("interrupted" if isinstance(exc, LeaseEnded) else "conflict"), 0.0
             except Exception as exc:  # noqa: BLE001 - one context's failure must not stop the worker
-                failures = self._failures[context_id] = attempt + 1
+                failures = self._record_failure(context_id, exc, attempt)
                 hold = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (failures - 1))
                 if isinstance(exc, RateLimitError) and exc.retry_after:
                     hold = max(hold, exc.retry_after)
@@ -176,9 +178,16 @@ class Worker:
                     exc_info=not isinstance(exc, ClickloopError),
                 )
                 return "failed", hold
-        self._failures.pop(context_id, None)
         log.info("worker %s: %s is at iteration %s", self.worker_id, context_id, after.iteration)
         return "applied", 0.0
+
+    def _record_failure(self, context_id: str, exc: Exception, attempt: int) -> int:
+        """Store the failure as the context's ``last_error``; the failed iterations in a row now."""
+        try:
+            return self.store.record_iteration_failure(context_id, f"{type(exc).__name__}: {exc}")
+        except ClickloopError as store_exc:  # the store may be what failed: back off all the same
+            log.warning("worker %s: could not record the failure of %s: %s", self.worker_id, context_id, store_exc)
+            return attempt + 1
 
     def _backend(self, spec: str) -> LLMBackend:
         if spec not in self._backends:

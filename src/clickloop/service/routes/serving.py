@@ -5,7 +5,8 @@ the app's :class:`~clickloop.service.serving_cache.PoolCache` (read only when th
 write of the impression; an event batch costs one write. The store work of a request is one call of
 :func:`~clickloop.service.deps.call_store` (on the event loop for SQLite, in a thread for PostgreSQL),
 and the answer is JSON written here in the shape of the route's ``response_model`` (the OpenAPI spec),
-without validating it a second time.
+without validating it a second time. The event batch is read after the key and its scope are checked
+(:mod:`clickloop.service.bodies`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import json
 import random
 import secrets
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from clickloop.errors import NotReadyError
+from clickloop.service import bodies
 from clickloop.service.auth import require_client
 from clickloop.service.deps import call_store, pool_cache
 from clickloop.service.metrics import ServiceMetrics
-from clickloop.service.schemas import EventBatch, EventBatchResult, Suggestions, error_responses
+from clickloop.service.schemas import ErrorResponse, EventBatch, EventBatchResult, Suggestions, error_responses
 from clickloop.service.serving_cache import PoolCache
-from clickloop.service.store import ApiKeyRow, EventIn, EventOutcome, EventStatus, Store
+from clickloop.service.store import ApiKeyRow, ContextRow, EventIn, EventOutcome, EventStatus, Store
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=error_responses(401, 403, 404, 422, 503))
 # which items are shown needs no secrecy, only uniformity; impression ids come from ``secrets``
@@ -39,7 +42,8 @@ _pick = random.Random()
 async def suggestions(context_id: str, request: Request) -> Response:
     """``k_shown`` items drawn uniformly at random from the live pool, recorded as one impression.
 
-    Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for.
+    Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for; when
+    generating it failed, the message says why (the context's ``last_error``).
     """
     store: Store = request.app.state.store
     body = await call_store(store, _suggest, store, pool_cache(request), context_id)
@@ -51,10 +55,8 @@ async def suggestions(context_id: str, request: Request) -> Response:
 def _suggest(store: Store, pools: PoolCache, context_id: str) -> dict[str, Any]:
     context = store.get_context(context_id)
     if context.iteration is None:
-        store.request_iteration(context_id)
-        raise NotReadyError(
-            f"context {context_id!r} has no pool yet; it is being generated, retry shortly", code="pool_not_ready"
-        )
+        store.request_iteration(context_id, initial_only=True)
+        raise NotReadyError(_no_pool_yet(context), code="pool_not_ready")
     pool = pools.live_pool(store, context)
     if not pool.items:
         raise NotReadyError(
@@ -75,20 +77,47 @@ def _suggest(store: Store, pools: PoolCache, context_id: str) -> dict[str, Any]:
     }
 
 
+def _no_pool_yet(context: ContextRow) -> str:
+    context_id = context.context_id
+    failure = context.last_error
+    if failure is None:
+        return f"context {context_id!r} has no pool yet; it is being generated, retry shortly"
+    when = datetime.fromtimestamp(failure.failed_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"context {context_id!r} has no pool yet: generating it failed {failure.attempts} time(s) in a row, "
+        f"last at {when}: {failure.message}. The worker retries with a back-off; an admin can fix the cause "
+        f"(e.g. the context's llm) and see the error at GET /v1/contexts/{context_id} (last_error)"
+    )
+
+
+EVENTS_422 = (
+    "A field has a wrong type or value (`field` names it), the batch repeats an idempotency key "
+    "(`events.N.idempotency_key`) or clicks an item its impression did not show (`events.N.item_id`); "
+    "nothing of the batch is stored."
+)
+
+
 @router.post(
     "/contexts/{context_id}/events",
     response_model=EventBatchResult,
-    responses=error_responses(400, 413),
+    responses={
+        **error_responses(400, 413),
+        422: {"model": ErrorResponse, "description": EVENTS_422},
+    },
+    openapi_extra=bodies.request_body(EventBatch),
 )
-async def events(
-    context_id: str, batch: EventBatch, request: Request, key: ApiKeyRow = Depends(require_client)
-) -> Response:
+async def events(context_id: str, request: Request, key: ApiKeyRow = Depends(require_client)) -> Response:
     """Record a batch of clicks in one transaction: all of it is stored, or nothing (on any error).
 
-    Each event's outcome: ``accepted``; ``duplicate`` (its idempotency key was seen before for this
-    API key, or the item was already clicked in that impression); ``rejected:unknown_impression``,
-    ``rejected:expired_impression`` or ``rejected:item_not_shown`` (counted, not stored).
+    The key and its scope are checked before the body is read. Each event's outcome: ``accepted``;
+    ``duplicate`` (its idempotency key was seen in an earlier batch of this API key, or the item was
+    already clicked in that impression); ``rejected:unknown_impression`` or
+    ``rejected:expired_impression`` (a normal race: counted, not stored). A client error fails the
+    whole batch with 422 and stores nothing: the same idempotency key twice in the batch
+    (``field``: ``events.N.idempotency_key``), or a click on an item that its known, unexpired
+    impression did not show (``events.N.item_id``).
     """
+    batch = await bodies.read_body(request, EventBatch)
     store: Store = request.app.state.store
     batch_in = [EventIn(e.idempotency_key, e.impression_id, e.item_id, e.dwell_ms) for e in batch.events]
     outcomes: list[EventOutcome] = await call_store(store, store.record_events, context_id, batch_in, key.key_id)

@@ -42,9 +42,12 @@ class EventStatus(enum.StrEnum):
 
 
 class RejectReason(enum.StrEnum):
+    """Why an event was counted but not stored. Both are normal races (a page kept open past the TTL,
+    impressions purged); a click on an item its known impression did not show is a client bug instead,
+    and fails the whole batch (:meth:`Store.record_events`)."""
+
     UNKNOWN_IMPRESSION = "unknown_impression"  # no such impression id in this context
     EXPIRED_IMPRESSION = "expired_impression"  # older than the context's ``impression_ttl_seconds``
-    ITEM_NOT_SHOWN = "item_not_shown"  # the item was not among those the impression showed
 
 
 class ApiKeyRole(enum.StrEnum):
@@ -105,6 +108,22 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class IterationFailure:
+    """The last failed iteration of a context since its last applied one.
+
+    ``message``: the error (``Type: text``, at most :data:`MAX_ERROR_CHARS` characters);
+    ``failed_at``: when (epoch seconds); ``attempts``: failed iterations in a row.
+    """
+
+    message: str
+    failed_at: float
+    attempts: int
+
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
 class ContextRow:
     """A context as stored. ``config`` is the opaque JSON object the service validated (do not mutate).
 
@@ -115,6 +134,7 @@ class ContextRow:
     ``live_pool_size``: items in the live pool IP_i now (0 before the initial pool). Within one
     iteration the pool only grows (approved items are appended), so ``(iteration, live_pool_size)``
     identifies its membership: the service caches the pool under that key.
+    ``last_error``: the last failed iteration since the last applied one (None once one is applied).
     """
 
     context_id: str
@@ -129,6 +149,7 @@ class ContextRow:
     leased_by: str | None
     lease_until: float | None
     live_pool_size: int = 0
+    last_error: IterationFailure | None = None
 
     @property
     def schedule(self) -> Schedule:
@@ -318,7 +339,12 @@ class Store(Protocol):
 
     def record_events(self, context_id: str, events: Sequence[EventIn], client_id: str = "") -> list[EventOutcome]:
         """Apply a batch in one transaction; one outcome per event, in order. Accepted clicks count for
-        the item in the impression's iteration; rejections are only counted."""
+        the item in the impression's iteration; rejections are only counted.
+
+        ValidationError, storing and counting nothing, when an idempotency key repeats inside the batch
+        or an event clicks an item that its (known, unexpired) impression did not show; its ``field``
+        is ``events.N.idempotency_key`` or ``events.N.item_id`` (N: the event's index in the batch).
+        """
         ...
 
     def purge_impressions(self, expired_before: float) -> int:
@@ -345,8 +371,9 @@ class Store(Protocol):
     def metrics(self) -> StoreMetrics: ...
 
     # iterations
-    def request_iteration(self, context_id: str) -> None:
-        """Make the context due now, whatever its schedule."""
+    def request_iteration(self, context_id: str, initial_only: bool = False) -> None:
+        """Make the context due now, whatever its schedule; with ``initial_only``, only while it has
+        no pool yet (a no-op once IP_0 exists)."""
         ...
 
     def claim_due(self, worker_id: str, lease_seconds: float) -> ContextRow | None:
@@ -369,10 +396,16 @@ class Store(Protocol):
         dropped_item_ids: Sequence[str],
         pending: bool = False,
     ) -> ContextRow:
-        """Drop items, add new ones (pending review if ``pending``) and make the result the next pool.
+        """Drop items, add new ones (pending review if ``pending``) and make the result the next pool;
+        clears the context's ``last_error``.
 
         ConflictError, changing nothing, if the live iteration is no longer ``expected_iteration``.
         """
+        ...
+
+    def record_iteration_failure(self, context_id: str, message: str) -> int:
+        """Record that an iteration of the context failed with ``message`` (cut to
+        :data:`MAX_ERROR_CHARS`); returns the failed iterations in a row, this one included."""
         ...
 
     def approve_items(self, context_id: str, item_ids: Sequence[str]) -> None:

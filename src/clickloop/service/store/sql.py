@@ -142,9 +142,9 @@ class SqlStore:
             return reads.metrics(tx)
 
     # -- iterations ----------------------------------------------------------------------------------
-    def request_iteration(self, context_id: str) -> None:
+    def request_iteration(self, context_id: str, initial_only: bool = False) -> None:
         with self._tx(f"requesting an iteration of {context_id!r}", "write") as tx:
-            iterations.request(tx, context_id, self._clock())
+            iterations.request(tx, context_id, self._clock(), initial_only)
 
     def claim_due(self, worker_id: str, lease_seconds: float) -> ContextRow | None:
         with self._tx("claiming a due context", "write") as tx:
@@ -170,6 +170,10 @@ class SqlStore:
             return iterations.apply(
                 tx, context_id, expected_iteration, new_items, dropped_item_ids, pending, self._clock()
             )
+
+    def record_iteration_failure(self, context_id: str, message: str) -> int:
+        with self._tx(f"recording a failed iteration of {context_id!r}", "write") as tx:
+            return iterations.record_failure(tx, context_id, message, self._clock())
 
     def approve_items(self, context_id: str, item_ids: Sequence[str]) -> None:
         with self._tx(f"approving items of {context_id!r}", "write") as tx:

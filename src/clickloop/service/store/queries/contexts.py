@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from clickloop.errors import ConflictError, NotFoundError, ValidationError
-from clickloop.service.store.base import ContextRow, Schedule, check_slug
+from clickloop.service.store.base import ContextRow, IterationFailure, Schedule, check_slug
 from clickloop.service.store.tx import Row, Tx, dump_json, load_json
 
 COLUMNS = (
     "context_id, config, created_at, updated_at, iteration, last_iteration_at, impressions_since_iteration, "
-    "impressions_total, iteration_requested_at, leased_by, lease_until, "
+    "impressions_total, iteration_requested_at, leased_by, lease_until, last_error, last_error_at, iteration_failures, "
     "(SELECT COUNT(*) FROM pool_items p WHERE p.context_id = contexts.context_id AND p.iteration = contexts.iteration)"
 )
 
@@ -21,7 +21,23 @@ def not_found(context_id: str) -> NotFoundError:
 
 
 def to_row(row: Row) -> ContextRow:
-    return ContextRow(row[0], load_json(row[1]), *row[2:])
+    message, failed_at, failures = row[11:14]
+    failure = None if message is None else IterationFailure(str(message), float(failed_at), int(failures))
+    return ContextRow(
+        context_id=row[0],
+        config=load_json(row[1]),
+        created_at=row[2],
+        updated_at=row[3],
+        iteration=row[4],
+        last_iteration_at=row[5],
+        impressions_since_iteration=row[6],
+        impressions_total=row[7],
+        iteration_requested_at=row[8],
+        leased_by=row[9],
+        lease_until=row[10],
+        live_pool_size=int(row[14]),
+        last_error=failure,
+    )
 
 
 def _checked(config: Mapping[str, Any]) -> tuple[str, Schedule]:

@@ -91,9 +91,41 @@ def _check_batch(events: Sequence[EventIn], client_id: str) -> None:
         len(events) <= MAX_BATCH_EVENTS,
         f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(events)}; split it",
     )
+    first_index: dict[str, int] = {}
     for index, event in enumerate(events):
         if not isinstance(event, EventIn):
             raise ValidationError(f"events[{index}] must be an EventIn, got {type(event).__name__}")
+        key = event.idempotency_key
+        if key in first_index:
+            raise ValidationError(
+                f"events.{index}.idempotency_key ({key!r}) repeats the key of events.{first_index[key]}; "
+                "give every event of a batch its own key (a retry resends the same batch). Nothing was stored",
+                field=f"events.{index}.idempotency_key",
+            )
+        first_index[key] = index
+
+
+def _check_shown(
+    events: Sequence[EventIn], seen: set[str], impressions: dict[str, ImpressionRow], context_id: str, now: float
+) -> None:
+    """ValidationError for the first new event that clicks an item its known, unexpired impression did
+    not show: a client bug (a stale or made-up item id), unlike an expired impression, which is a race."""
+    for index, event in enumerate(events):
+        impression = impressions.get(event.impression_id)
+        if (
+            event.idempotency_key in seen
+            or impression is None
+            or impression.context_id != context_id
+            or impression.expires_at <= now
+            or event.item_id in impression.item_ids
+        ):
+            continue
+        raise ValidationError(
+            f"events.{index}.item_id ({event.item_id!r}) was not shown in impression {event.impression_id!r}, "
+            f"which showed {list(impression.item_ids)}; send clicks only on the items of that suggestions "
+            "response. Nothing was stored",
+            field=f"events.{index}.item_id",
+        )
 
 
 def _outcome(
@@ -112,8 +144,6 @@ def _outcome(
         return EventOutcome(key, EventStatus.REJECTED, RejectReason.UNKNOWN_IMPRESSION)
     if impression.expires_at <= now:
         return EventOutcome(key, EventStatus.REJECTED, RejectReason.EXPIRED_IMPRESSION)
-    if event.item_id not in impression.item_ids:
-        return EventOutcome(key, EventStatus.REJECTED, RejectReason.ITEM_NOT_SHOWN)
     accepted = _insert_event(tx, client_id, event, impression, now)
     return EventOutcome(key, EventStatus.ACCEPTED if accepted else EventStatus.DUPLICATE)
 
@@ -161,12 +191,12 @@ def record_events(tx: Tx, context_id: str, events: Sequence[EventIn], client_id:
     if not events:
         return []
     seen, impressions = _lookups(tx, events, client_id)
+    _check_shown(events, seen, impressions, context_id, now)  # before any write
     outcomes = []
     clicks: Counter[tuple[int, str]] = Counter()
     for event in events:
         outcome = _outcome(tx, event, impressions.get(event.impression_id), seen, context_id, client_id, now)
         if outcome.status is EventStatus.ACCEPTED:
-            seen.add(event.idempotency_key)
             clicks[(impressions[event.impression_id].iteration, event.item_id)] += 1
         outcomes.append(outcome)
     _count(tx, context_id, clicks, Counter(o.label for o in outcomes))

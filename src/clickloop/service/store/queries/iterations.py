@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from clickloop.core.items import Item
 from clickloop.errors import ConflictError, NotFoundError, ValidationError, require
-from clickloop.service.store.base import ContextRow, ItemStatus
+from clickloop.service.store.base import MAX_ERROR_CHARS, ContextRow, ItemStatus
 from clickloop.service.store.queries import contexts
 from clickloop.service.store.tx import Tx, dump_json, marks
 
@@ -39,12 +39,17 @@ def _check_worker(worker_id: str, seconds: float, name: str) -> None:
     )
 
 
-def request(tx: Tx, context_id: str, now: float) -> None:
+def request(tx: Tx, context_id: str, now: float, initial_only: bool = False) -> None:
+    # ``initial_only``: a suggestion that found no pool asks for IP_0; if a worker applied it since
+    # that read, the request must not make the context due again (it would drop unseen items)
+    condition = " AND iteration IS NULL" if initial_only else ""
     changed = tx.run(
-        "UPDATE contexts SET iteration_requested_at = COALESCE(iteration_requested_at, ?) WHERE context_id = ?",
+        "UPDATE contexts SET iteration_requested_at = COALESCE(iteration_requested_at, ?) "
+        f"WHERE context_id = ?{condition}",
         (now, context_id),
     )
-    if not changed:
+    exists = changed or (initial_only and tx.value("SELECT 1 FROM contexts WHERE context_id = ?", (context_id,)))
+    if not exists:
         raise contexts.not_found(context_id)
 
 
@@ -157,10 +162,26 @@ def apply(
     _add_to_pool(tx, context_id, iteration, next_pool, start=0)
     tx.run(
         "UPDATE contexts SET iteration = ?, last_iteration_at = ?, impressions_since_iteration = 0, "
-        "iteration_requested_at = NULL WHERE context_id = ?",
+        "iteration_requested_at = NULL, last_error = NULL, last_error_at = NULL, iteration_failures = 0 "
+        "WHERE context_id = ?",
         (iteration, now, context_id),
     )
     return contexts.get(tx, context_id)
+
+
+def record_failure(tx: Tx, context_id: str, message: str, now: float) -> int:
+    if not isinstance(message, str) or not message.strip():
+        raise ValidationError(f"message ({message!r}) must be a non-empty string: the error the iteration failed with")
+    text = message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
+    # every row fetched: a SQLite statement with rows left unread would still be running at COMMIT
+    rows = tx.rows(
+        "UPDATE contexts SET last_error = ?, last_error_at = ?, iteration_failures = iteration_failures + 1 "
+        "WHERE context_id = ? RETURNING iteration_failures",
+        (text, now, context_id),
+    )
+    if not rows:
+        raise contexts.not_found(context_id)
+    return int(rows[0][0])
 
 
 def _add_to_pool(tx: Tx, context_id: str, iteration: int, item_ids: Sequence[str], start: int) -> None:
