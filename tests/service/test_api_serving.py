@@ -253,3 +253,27 @@ def test_bodies_that_are_not_json_objects(sqlite_api, content, content_type, sta
     if content_type == "text/plain":
         assert "'Content-Type: application/json', not 'text/plain'" in response.json()["error"]["message"]
     assert sqlite_api.store.event_counts() == {}
+
+
+def test_thompson_serving_learns_to_show_the_clicked_item(api):
+    api.ready_context("shop", k_shown=1, serving="thompson", serving_refresh_seconds=0)
+    favourite = api.store.live_pool("shop").entries[0].item.item_id
+    shown_favourite = []
+    for n in range(120):
+        shown = api.suggest()
+        hit = shown["items"][0]["item_id"] == favourite
+        shown_favourite.append(hit)
+        if hit:  # users click the favourite, and nothing else
+            assert api.post_events([click(shown, f"k{n}")]).json()["accepted"] == 1
+    assert shown_favourite.count(False) >= 4  # it explores the others too
+    assert sum(shown_favourite[-40:]) >= 36  # then shows what is clicked
+
+
+def test_uniform_is_the_default_serving_and_bad_serving_is_named(api):
+    context = api.put_context("shop")
+    assert context["config"]["serving"] == "uniform"
+    response = api.http.put(
+        "/v1/contexts/shop", headers=api.admin, json={"topic": "Cookware Sets", "serving": "greedy"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "serving"

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from clickloop.service import bodies, dashboard, http_errors
 from clickloop.service.metrics import RequestMetrics, ServiceMetrics
 from clickloop.service.routes import contexts, ops, serving
-from clickloop.service.serving_cache import KeyCache, PoolCache
+from clickloop.service.serving_cache import KeyCache, PoolCache, StatsCache
 from clickloop.service.settings import MAX_BODY_BYTES, resolve_settings
 from clickloop.service.store import Store, open_store
 from clickloop.service.worker import BackendFactory, Worker, default_backend_factory, default_worker_id
@@ -96,6 +96,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.pool_cache = PoolCache()
+    app.state.stats_cache = StatsCache()
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     if store is not None:
         app.state.store = store

@@ -8,7 +8,7 @@ Types are strict: ``"5"`` is not a whole number and ``"true"`` is not a boolean.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -137,6 +137,9 @@ class ContextConfig(_Strict):
     fields. ``llm``: backend id (:mod:`clickloop.llm.registry`). ``generator_temperature``: sampling
     temperature of item generation. ``require_review``: new items wait for a person's approval before
     they go live. ``impression_ttl_seconds``: how long clicks on a served impression are accepted.
+    ``serving``: which ``k_shown`` live items a suggestion shows: ``uniform`` (the paper's) or
+    ``thompson`` (Thompson sampling on each item's Beta posterior of CTR, from its impressions and clicks
+    over all iterations, read again at most every ``serving_refresh_seconds``).
     """
 
     topic: str = Field(min_length=1, max_length=300, description="Product category, article title, ...")
@@ -152,6 +155,8 @@ class ContextConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig())
     require_review: bool = False
     impression_ttl_seconds: float = Field(default=86400.0, gt=0, le=MAX_TTL_SECONDS, allow_inf_nan=False)
+    serving: Literal["uniform", "thompson"] = "uniform"
+    serving_refresh_seconds: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
 
     @field_validator("topic")
     @classmethod

@@ -14,7 +14,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from clickloop.service.metrics import ServiceMetrics
-from clickloop.service.serving_cache import KeyCache, PoolCache
+from clickloop.service.serving_cache import KeyCache, PoolCache, StatsCache
 from clickloop.service.store import Store
 
 T = TypeVar("T")
@@ -30,6 +30,10 @@ async def get_metrics(request: Request) -> ServiceMetrics:
 
 def pool_cache(request: Request) -> PoolCache:
     return request.app.state.pool_cache  # type: ignore[no-any-return]
+
+
+def stats_cache(request: Request) -> StatsCache:
+    return request.app.state.stats_cache  # type: ignore[no-any-return]
 
 
 def key_cache(request: Request) -> KeyCache | None:

@@ -7,6 +7,9 @@
   an approval in any process is served by the next request, and a hit costs no read. It replaces a
   ``live_pool`` read per request (four queries, one of them a ``GROUP BY`` over the context's whole
   history) by nothing.
+* :class:`StatsCache` keeps each live pool's Beta posteriors for Thompson serving, read again at most
+  every ``refresh_seconds`` of the context's config: the delay of the bandit's feedback, as
+  ``ThompsonServing.batch_size`` models it in the simulator.
 * :class:`KeyCache` keeps keys that were found for ``seconds``: a key revoked in another process (or
   with ``clickloop keys revoke``) keeps working in this process for at most that long. Unknown secrets
   are not cached, so a new key works at once. ``seconds=0`` looks every request up.
@@ -21,6 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from clickloop.core.items import ItemStats
+from clickloop.core.posterior import BetaPrior, posteriors
 from clickloop.service.store import ApiKeyRow, ContextRow, Store, secret_sha256
 
 DEFAULT_MAX_CONTEXTS = 10_000
@@ -60,6 +67,36 @@ class PoolCache:
             self._pools.pop(next(iter(self._pools)), None)
         self._pools[context.context_id] = ((served.iteration, len(served.items)), served)
         return served
+
+
+class StatsCache:
+    """Per context, the (alpha, beta) posteriors of the served pool's items (their totals over all
+    iterations, under ``prior``), each kept up to the context's ``serving_refresh_seconds``."""
+
+    def __init__(
+        self,
+        max_contexts: int = DEFAULT_MAX_CONTEXTS,
+        prior: BetaPrior = BetaPrior(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_contexts = max_contexts
+        self.prior = prior
+        self.clock = clock
+        self._entries: dict[str, tuple[float, ServedPool, np.ndarray, np.ndarray]] = {}
+
+    def posteriors(self, store: Store, context: ContextRow, served: ServedPool) -> tuple[np.ndarray, np.ndarray]:
+        """Arrays aligned with ``served.items``."""
+        now = self.clock()
+        entry = self._entries.get(context.context_id)
+        if entry is not None and entry[0] > now and entry[1] is served:
+            return entry[2], entry[3]
+        totals = {e.item.item_id: e.total for e in store.live_pool(context.context_id).entries}
+        alpha, beta = posteriors([totals.get(item_id, ItemStats()) for item_id, _ in served.items], self.prior)
+        if len(self._entries) >= self.max_contexts and context.context_id not in self._entries:
+            self._entries.pop(next(iter(self._entries)), None)
+        refresh = float(context.config.get("serving_refresh_seconds", 5.0))
+        self._entries[context.context_id] = (now + refresh, served, alpha, beta)
+        return alpha, beta
 
 
 class KeyCache:

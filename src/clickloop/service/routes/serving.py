@@ -18,15 +18,17 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
+from clickloop.core.posterior import thompson_top_k
 from clickloop.errors import NotReadyError
 from clickloop.service import bodies
 from clickloop.service.auth import require_client
-from clickloop.service.deps import call_store, pool_cache
+from clickloop.service.deps import call_store, pool_cache, stats_cache
 from clickloop.service.metrics import ServiceMetrics
 from clickloop.service.schemas import ErrorResponse, EventBatch, EventBatchResult, Suggestions, error_responses
-from clickloop.service.serving_cache import PoolCache
+from clickloop.service.serving_cache import PoolCache, StatsCache
 from clickloop.service.store import ApiKeyRow, ContextRow, EventIn, EventOutcome, EventStatus, Store
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=error_responses(401, 403, 404, 422, 503))
@@ -40,19 +42,21 @@ _pick = random.Random()
     dependencies=[Depends(require_client)],
 )
 async def suggestions(context_id: str, request: Request) -> Response:
-    """``k_shown`` items drawn uniformly at random from the live pool, recorded as one impression.
+    """``k_shown`` items of the live pool, recorded as one impression: drawn uniformly at random, or
+    with the context's ``serving: thompson``, the ``k_shown`` highest of one draw from each item's Beta
+    posterior of CTR (Thompson sampling).
 
     Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for; when
     generating it failed, the message says why (the context's ``last_error``).
     """
     store: Store = request.app.state.store
-    body = await call_store(store, _suggest, store, pool_cache(request), context_id)
+    body = await call_store(store, _suggest, store, pool_cache(request), stats_cache(request), context_id)
     metrics: ServiceMetrics = request.app.state.metrics
     metrics.impressions.inc()
     return _json(body)
 
 
-def _suggest(store: Store, pools: PoolCache, context_id: str) -> dict[str, Any]:
+def _suggest(store: Store, pools: PoolCache, stats: StatsCache, context_id: str) -> dict[str, Any]:
     context = store.get_context(context_id)
     if context.iteration is None:
         store.request_iteration(context_id, initial_only=True)
@@ -62,7 +66,12 @@ def _suggest(store: Store, pools: PoolCache, context_id: str) -> dict[str, Any]:
         raise NotReadyError(
             f"the live pool of {context_id!r} is empty: its items wait for review", 60.0, code="pool_not_ready"
         )
-    shown = _pick.sample(pool.items, min(int(context.config["k_shown"]), len(pool.items)))
+    k = min(int(context.config["k_shown"]), len(pool.items))
+    if context.config.get("serving") == "thompson":
+        alpha, beta = stats.posteriors(store, context, pool)
+        shown = [pool.items[i] for i in thompson_top_k(alpha, beta, k, np.random.default_rng(_pick.getrandbits(64)))[0]]
+    else:
+        shown = _pick.sample(pool.items, k)
     impression = store.record_impression(
         context_id,
         pool.iteration,
