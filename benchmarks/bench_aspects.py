@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _common import machine, save
 
-from clickloop.strategies.aspects import AspectGrouper
+from clickloop.strategies.aspects import AspectGrouper, greedy_groups
 
 DATA = Path(__file__).parent / "data" / "aspects_labelled.json"
 
@@ -37,20 +37,13 @@ def pairwise(predicted: Sequence[int], labels: Sequence[str]) -> tuple[int, int,
     return tp, pp, lp
 
 
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
 def jaccard_groups(texts: Sequence[str], threshold: float) -> list[int]:
-    words = [set(re.findall(r"[a-z]+", t.lower())) for t in texts]
-    labels: list[int] = []
-    members: list[list[int]] = []
-    for i, w in enumerate(words):
-        scores = [sum(len(w & words[m]) / len(w | words[m]) for m in g) / len(g) for g in members]
-        best = max(range(len(scores)), key=scores.__getitem__, default=-1)
-        if best >= 0 and scores[best] >= threshold:
-            members[best].append(i)
-            labels.append(best)
-        else:
-            members.append([i])
-            labels.append(len(members) - 1)
-    return labels
+    """The baseline: raw word sets, no stop words or topic words removed, no stems."""
+    return greedy_groups([frozenset(re.findall(r"[a-z]+", t.lower())) for t in texts], jaccard, threshold)
 
 
 def evaluate(name: str, group: Callable[[Sequence[str], str], list[int]], data: dict) -> dict[str, object]:

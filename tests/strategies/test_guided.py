@@ -153,3 +153,15 @@ def test_fixed_pool_never_changes_the_pool():
     assert after.pool == state.pool and after.iteration == 1 and llm.requests == []
     with pytest.raises(ConfigurationError, match="initial_pool_size"):
         make_strategy("fixed-pool", initial_pool_size=0)
+
+
+def test_exploit_prompt_ranks_the_history_from_least_to_most_clicked():
+    state = state_with([3000] * 5, [30, 40, 300, 310, 320])
+    w, llm = make_writer(Responder(CANDIDATES))
+    GuidedExploreExploit(n_explore=0, n_ranked=3).step(state, w, np.random.default_rng(1))
+    prompt = llm.requests[0].messages[0].content
+    ranked = prompt.split("least clicked to the most clicked:")[1].split("click this question often")[0]
+    assert [line.removeprefix("Question: ") for line in ranked.split("\n") if line.startswith("Question:")] == INITIAL[
+        2:
+    ]
+    assert INITIAL[0] not in ranked and "%" not in prompt

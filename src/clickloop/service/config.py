@@ -36,7 +36,7 @@ PROMPT_SLOTS = {
     "exploit": ("topic", "max_words", "history"),
     "judge": ("topic", "persona_name", "persona_description", "question"),
     "guided_explore": ("topic", "n", "max_words", "questions"),
-    "guided_exploit": ("topic", "max_words", "target", "siblings"),
+    "guided_exploit": ("topic", "max_words", "target", "siblings", "ranked"),
 }
 MAX_TTL_SECONDS = 30 * 86400
 

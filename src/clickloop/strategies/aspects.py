@@ -17,12 +17,14 @@ hand-labelled questions (pairwise precision / recall / F1).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from clickloop.errors import ConfigurationError
 
 _WORD = re.compile(r"[a-z]+")
+K = TypeVar("K")
 
 STOP_WORDS = frozenset(
     """
@@ -70,6 +72,26 @@ def overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
+def greedy_groups(keys: Sequence[K], similarity: Callable[[K, K], float], threshold: float) -> list[int]:
+    """Average-linkage grouping in the order given: each key joins the group it is most similar to on
+    average if that reaches ``threshold``, else starts a new one. A group number per key."""
+    members: list[list[int]] = []
+    labels: list[int] = []
+    for i, key in enumerate(keys):
+        best, best_score = -1, 0.0
+        for g, group in enumerate(members):
+            score = sum(similarity(key, keys[m]) for m in group) / len(group)
+            if score > best_score:
+                best, best_score = g, score
+        if best >= 0 and best_score >= threshold:
+            members[best].append(i)
+            labels.append(best)
+        else:
+            members.append([i])
+            labels.append(len(members) - 1)
+    return labels
+
+
 @dataclass(frozen=True)
 class AspectGrouper:
     """Groups item texts by aspect. ``threshold``: the overlap (in [0, 1]) at which two items share an
@@ -86,22 +108,7 @@ class AspectGrouper:
 
     def groups(self, texts: Sequence[str], topic: str = "") -> list[int]:
         """A group number per text (0, 1, ... in order of first appearance)."""
-        keys = [aspect_key(t, topic) for t in texts]
-        members: list[list[int]] = []
-        labels: list[int] = []
-        for i, key in enumerate(keys):
-            best, best_score = -1, 0.0
-            for g, group in enumerate(members):
-                score = sum(overlap(key, keys[m]) for m in group) / len(group)
-                if score > best_score:
-                    best, best_score = g, score
-            if best >= 0 and best_score >= self.threshold:
-                members[best].append(i)
-                labels.append(best)
-            else:
-                members.append([i])
-                labels.append(len(members) - 1)
-        return labels
+        return greedy_groups([aspect_key(t, topic) for t in texts], overlap, self.threshold)
 
     def novelty(self, text: str, others: Sequence[str], topic: str = "") -> float:
         """1 - the highest similarity of ``text`` to any of ``others`` (1 = a wholly new aspect)."""

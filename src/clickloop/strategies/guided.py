@@ -12,8 +12,10 @@ and recorded on the new item's provenance:
    no LLM call is made.
 2. **Exploit** target by Thompson sampling over the kept items, skipping targets whose aspect already
    has ``max_per_aspect`` live items (the paper's "more than 2 questions on that topic" rule, enforced
-   by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees the target and the items on its
-   aspect, no numbers, and writes one new item on that aspect.
+   by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
+   items of the history with the highest posterior mean CTR, ordered from least to most clicked (what
+   users like, as an order a small model can follow), the target and the items on its aspect; it
+   writes one new item on that aspect.
 3. **Explore** asks for ``n_candidates`` items on aspects the history does not cover and keeps the
    one most novel against the whole history (and anything written this step).
 """
@@ -45,7 +47,8 @@ class GuidedExploreExploit:
     live) before it may be dropped when confidently worse / in any case. ``drop_confidence``: the
     posterior probability of being worse than the best other item that makes an item droppable.
     ``prior_alpha``/``prior_beta``: the Beta prior of every item's CTR (pseudo-clicks / -non-clicks).
-    ``aspect_threshold``: see :class:`AspectGrouper`.
+    ``aspect_threshold``: see :class:`AspectGrouper`. ``n_ranked``: history items the exploit prompt
+    lists in order of posterior mean CTR (0: none).
     """
 
     n_explore: int = 1
@@ -58,6 +61,7 @@ class GuidedExploreExploit:
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
     aspect_threshold: float = 0.5
+    n_ranked: int = 10
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -68,6 +72,7 @@ class GuidedExploreExploit:
             ("max_per_aspect", 1),
             ("min_impressions", 0),
             ("patience_impressions", 1),
+            ("n_ranked", 0),
         ):
             value = getattr(self, field_name)
             if not isinstance(value, int) or value < minimum:
@@ -101,6 +106,15 @@ class GuidedExploreExploit:
         eligible.sort(key=lambda k: (means[k], k))
         drop = [records[k].item.item_id for k in eligible[: self.n_explore + self.n_exploit]]
         return drop, {r.item.item_id: float(p) for r, p in zip(records, p_worse, strict=True)}
+
+    def ranked(self, records: list[ItemRecord]) -> str:
+        """The ``n_ranked`` records of highest posterior mean CTR, ascending, as ``Question:`` lines."""
+        if self.n_ranked == 0:
+            return "(none yet)"
+        alpha, beta = posteriors([r.total for r in records], self.prior)
+        means = alpha / (alpha + beta)
+        best = sorted(range(len(records)), key=lambda k: (means[k], -k))[-self.n_ranked :]
+        return render_questions([records[k] for k in best])
 
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         drop, p_worse = self.droppable(state.pool_records, rng)
@@ -157,6 +171,7 @@ class GuidedExploreExploit:
             parents=(target.item.item_id, *(r.item.item_id for r in siblings if r is not target)),
             target=target.item.text,
             siblings=render_questions(siblings),
+            ranked=self.ranked(state.records),
         )
         return _with_notes(
             item,

@@ -54,6 +54,19 @@ class ItemWriter:
     def _temperature(self, attempt: int) -> float:
         return min(1.5, self.temperature + self.temperature_step * attempt) if attempt else self.temperature
 
+    def _ask_list(self, prompt: str, n: int, attempt: int, seed: int) -> str:
+        """One answer to a prompt asking for a numbered list of ``n`` questions."""
+        request = ChatRequest(
+            user(prompt), temperature=self._temperature(attempt), max_tokens=40 * n, seed=seed, sample_index=attempt
+        )
+        return self.llm.complete(request).text
+
+    def _accept(self, raw: str, accepted: list[str], n: int, existing: Sequence[str]) -> None:
+        """Append to ``accepted`` the questions of ``raw`` that pass the constraints, up to ``n`` in all."""
+        for question in parse_question_list(raw):
+            if len(accepted) < n and self.constraints.violation(question, [*accepted, *existing]) is None:
+                accepted.append(question)
+
     def initial_pool(self, context: Context, n: int, iteration: int = 0) -> list[Item]:
         """IP_0: ``n`` questions from the initialisation prompt (Figure 9), re-asked until ``n`` pass."""
         template = self.domain.prompt("init")
@@ -62,20 +75,9 @@ class ItemWriter:
         attempts = 0
         while len(accepted) < n and attempts < self.max_attempts:
             prompt = template.render(topic=context.topic, n=n, max_words=self.constraints.max_words)
-            answer = self.llm.complete(
-                ChatRequest(
-                    user(prompt),
-                    temperature=self._temperature(attempts),
-                    max_tokens=40 * n,
-                    seed=self.seed + attempts,
-                    sample_index=attempts,
-                )
-            )
+            raw = self._ask_list(prompt, n, attempts, self.seed + attempts)
             attempts += 1
-            raw = answer.text
-            for question in parse_question_list(raw):
-                if len(accepted) < n and self.constraints.violation(question, [*accepted, *self.avoid]) is None:
-                    accepted.append(question)
+            self._accept(raw, accepted, n, self.avoid)
         if len(accepted) < n:
             raise ParseError(
                 f"the initial pool for {context.topic!r} has only {len(accepted)} of {n} valid questions "
@@ -104,19 +106,8 @@ class ItemWriter:
         accepted: list[str] = []
         raw = ""
         for attempt in range(self.max_attempts):
-            answer = self.llm.complete(
-                ChatRequest(
-                    user(prompt),
-                    temperature=self._temperature(attempt),
-                    max_tokens=40 * n,
-                    seed=self.seed + 1000 * iteration + attempt,
-                    sample_index=attempt,
-                )
-            )
-            raw = answer.text
-            for question in parse_question_list(raw):
-                if len(accepted) < n and self.constraints.violation(question, [*existing, *accepted]) is None:
-                    accepted.append(question)
+            raw = self._ask_list(prompt, n, attempt, self.seed + 1000 * iteration + attempt)
+            self._accept(raw, accepted, n, existing)
             if accepted:
                 provenance = Provenance(origin, iteration, template.name, template.version, tuple(parents), attempt + 1)
                 return [Item.create(context.context_id, q, provenance) for q in accepted]
