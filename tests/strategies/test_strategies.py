@@ -198,3 +198,13 @@ def test_items_per_step_matches_what_step_does(name, options):
     assert len(llm.requests) == n_new
     assert len(set(before.pool) - set(after.pool)) == n_drop
     assert len(after.pool) - len(before.pool) == n_new - n_drop
+
+
+@pytest.mark.parametrize("name", ["full-ctr", "explore-exploit"])
+def test_show_impressions_puts_counts_on_their_own_lines(name):
+    _, _, llm = step(name, show_impressions=True)
+    prompt = next(r.messages[0].content for r in llm.requests if "CTR:" in r.messages[0].content)
+    assert prompt.count("Shown: 100 times") == 5
+    assert "CTR: 0.0%\nShown: 100 times\nQuestion:" in prompt  # the lowest first, its count on its own line
+    _, _, plain = step(name)
+    assert "Shown:" not in "".join(r.messages[0].content for r in plain.requests)

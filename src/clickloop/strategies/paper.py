@@ -66,6 +66,7 @@ class FullCtr:
     ones from a prompt listing the whole history (dropped items too) with CTRs, ascending."""
 
     n_drop: int = 1
+    show_impressions: bool = False  # not in the paper: each CTR's impressions in the prompt too
     name = "full-ctr"
     origin = ItemOrigin.FULL_CTR
     template = "iterate_ctr"
@@ -79,7 +80,7 @@ class FullCtr:
         return self.n_drop, self.n_drop
 
     def prompt_values(self, state: ContextState) -> dict[str, str]:
-        return {"history": render_history(state.records)}
+        return {"history": render_history(state.records, self.show_impressions)}
 
     def step(self, state: ContextState, writer: ItemWriter, rng: np.random.Generator) -> ContextState:
         state = self.prepare(state, rng)
@@ -152,6 +153,7 @@ class ExploreExploit:
     n_explore: int = 1
     n_exploit: int = 1
     n_drop: int = 2
+    show_impressions: bool = False  # not in the paper: each CTR's impressions in the exploit prompt too
     name = "explore-exploit"
 
     def __post_init__(self) -> None:
@@ -178,7 +180,7 @@ class ExploreExploit:
         parents = (best, *(r.item.item_id for r in state.records if r.item.item_id != best))
         for _ in range(self.n_exploit):
             notes = {"best_item": best, "dropped": ",".join(drop)}
-            history = render_history(state.records)
+            history = render_history(state.records, self.show_impressions)
             new.append(
                 _write(writer, state, new, "exploit", ItemOrigin.EXPLOIT, parents=parents, notes=notes, history=history)
             )

@@ -19,10 +19,19 @@ from clickloop.strategies.constraints import ItemConstraints
 from clickloop.strategies.parsing import parse_new_question, parse_question_list
 
 
-def render_history(records: Sequence[ItemRecord]) -> str:
-    """Question / CTR pairs in ascending CTR order, CTR as a one-decimal percentage (Figure 10)."""
+def render_history(records: Sequence[ItemRecord], show_impressions: bool = False) -> str:
+    """Question / CTR pairs in ascending CTR order, CTR as a one-decimal percentage (Figure 10).
+
+    ``show_impressions`` adds how often each CTR was measured on a line of its own (``Shown: N times``),
+    so a CTR from 40 impressions reads differently from one from 3,000; being no part of a question
+    line, it is not what a model copies into its ``New Question:``.
+    """
     ordered = sorted(records, key=lambda r: r.ctr)
-    return "\n".join(f"Question: {r.item.text}\nCTR: {100 * r.ctr:.1f}%" for r in ordered)
+    return "\n".join(
+        f"Question: {r.item.text}\nCTR: {100 * r.ctr:.1f}%"
+        + (f"\nShown: {r.stats.impressions:,} times" if show_impressions else "")
+        for r in ordered
+    )
 
 
 def render_questions(records: Sequence[ItemRecord]) -> str:
