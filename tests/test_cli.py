@@ -174,3 +174,37 @@ def test_list_helpers():
     assert split_list("Racks, Shelves & Drawers; Fuses") == ["Racks, Shelves & Drawers", "Fuses"]
     assert resolve_topics("first:2", "ecommerce") == ["Spray Bottles", "Home Bar Furniture"]
     assert len(resolve_topics("all", "wikipedia")) == 50
+
+
+def test_the_example_domain_file_runs_from_the_cli(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "recipes-domain.json"
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            "--domain",
+            str(example),
+            "--topics",
+            "Banana Bread",
+            "--population",
+            "Everyone",
+            "--strategies",
+            "full-ctr",
+            "--iterations",
+            "1",
+            "--sessions",
+            "300",
+            "--llm",
+            "scripted",
+            "--no-report",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["domain"] == str(example)
+    assert len(summary["results"]["Everyone"]["full-ctr"]["ctr"]) == 2
