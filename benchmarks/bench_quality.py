@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/bench_quality.py guided-length-300    #   ... at S = 300 sessions per iteration
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000      # issue 4: LLM judge, 3 categories x 2 personas
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300
+    .venv/bin/python benchmarks/bench_quality.py guided-length-300-thompson   # served by Thompson sampling
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -63,6 +64,12 @@ for budget in (5000, 300):
     CONFIGS[f"guided-llm-{budget}"] = dict(
         CONFIGS["table5"], strategies=ISSUE4_STRATEGIES, n_sessions=budget, llm_parallel=2
     )
+
+
+# the same loop with every session served by Thompson sampling (what users see while pools learn)
+CONFIGS["guided-length-300-thompson"] = dict(
+    CONFIGS["guided-length-300"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
+)
 
 
 def main(name: str) -> None:
