@@ -135,9 +135,8 @@ def run_experiment(
     domain = load_domain(config.domain)
     cells = plan_cells(config, domain)
     click_model = ClickModel(config.temperature, config.rejection_score, config.k_shown)
-    click_model.check_pool_size(config.pool_size)
     for spec in cells:
-        click_model.check_pool_size(getattr(spec.strategy, "initial_pool_size", config.pool_size))
+        click_model.check_pool_size(spec.pool_size(config.pool_size))
     check_run_folder(out, config)
     created, fresh = not out.exists(), not (out / "config.json").is_file()
     llm = backend or make_backend(
