@@ -35,9 +35,7 @@ def main() -> None:
                 shutil.copy(path, cache / "models" / path.name)
         out = Path(tmp) / "demo"
         started = time.perf_counter()
-        subprocess.run(
-            [str(venv_bin / "clickloop"), "demo", "--out", str(out), "--cache-dir", str(cache)], check=True
-        )
+        subprocess.run([str(venv_bin / "clickloop"), "demo", "--out", str(out), "--cache-dir", str(cache)], check=True)
         wall = time.perf_counter() - started
         summary = json.loads((out / "summary.json").read_text())
     results = {
