@@ -245,3 +245,30 @@ def test_background_worker_of_the_app_makes_the_initial_pool(tmp_path):
         while 'clickloop_iterations_total{outcome="applied"} 1.0' not in (text := http.get("/metrics").text):
             assert time.monotonic() < deadline, text
             time.sleep(0.02)
+
+
+def test_guided_ee_runs_in_the_service_on_real_clicks(api):
+    api.ready_context(
+        "shop",
+        strategy="guided-ee",
+        strategy_options={"min_impressions": 5, "drop_confidence": 0.6},
+        schedule={"every_n_impressions": 0, "min_impressions_per_item": 0},
+    )
+    pool = [e.item.item_id for e in api.store.live_pool("shop").entries]
+    favourite = pool[0]
+    for n in range(60):  # users click one item whenever it is shown
+        shown = api.suggest()
+        ids = [item["item_id"] for item in shown["items"]]
+        if favourite in ids:
+            api.post_events(
+                [{"idempotency_key": f"k{n}", "impression_id": shown["impression_id"], "item_id": favourite}]
+            )
+    assert api.http.post("/v1/contexts/shop/iterations", headers=api.admin).status_code == 202
+    assert api.iterate()
+    after = api.store.live_pool("shop")
+    assert after.iteration == 1 and len(after.entries) == 5
+    assert favourite in {e.item.item_id for e in after.entries}  # the clicked item is never the one dropped
+    new = [e.item for e in after.entries if e.item.item_id not in pool]
+    assert new and all(dict(i.provenance.notes)["strategy"] == "guided-ee" for i in new)
+    exploit = [i for i in new if i.provenance.origin.value == "exploit"]
+    assert exploit and dict(exploit[0].provenance.notes)["target"] == favourite
