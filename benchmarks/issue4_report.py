@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from clickloop.experiment.cell import slug
 from clickloop.simulator.click_model import ClickModel, expected_pool_ctr, theoretical_ctr
 
 RESULTS = Path(__file__).parent / "results"
@@ -39,10 +40,10 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(len(x)))
 
 
-def expected_last(run: Path, strategy: str, model: ClickModel) -> list[float]:
-    """Per finished cell of ``strategy``: the expected uniform-serving CTR of its last pool."""
+def expected_last(run: Path, population: str, strategy: str, model: ClickModel) -> list[float]:
+    """Per finished cell of ``population`` and ``strategy``: the expected uniform-serving CTR of its last pool."""
     out = []
-    for cell in sorted((run / "cells").glob(f"*/{strategy}/*/seed-*")):
+    for cell in sorted((run / "cells" / slug(population) / strategy).glob("*/seed-*")):
         files = sorted(cell.glob("iter-*.json"))
         if files:
             rows = json.loads(files[-1].read_text())["pool"]
@@ -61,7 +62,7 @@ def strategy_rows(name: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
             cells = entry["cells"]
             if not cells:
                 continue
-            expected_mean, expected_ci = mean_ci(expected_last(RESULTS / name, strategy, model))
+            expected_mean, expected_ci = mean_ci(expected_last(RESULTS / name, population, strategy, model))
             last = [c["ctr"][-1] for c in cells]
             avg = [float(np.mean(c["ctr"][1:])) for c in cells]
             gain = float(np.mean([c["ctr"][-1] - c["ctr"][0] for c in cells]))
@@ -91,6 +92,7 @@ def strategy_rows(name: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "tokens_per_cell": tokens,
                     "tokens_per_point": tokens / (100 * gain) if gain > 0.005 else None,
                     "ctr_curve": entry["ctr"],
+                    "last_by_cell": {f"{c['topic']}|{c['seed']}": c["ctr"][-1] for c in cells},
                 }
             )
     return rows
@@ -133,7 +135,35 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 f"| {r['tokens_per_cell']:,.0f} | {per_point} |"
             )
         lines.append("")
-    lines += ["![CTR per iteration, every run](issue4.png)", ""]
+    lines += [
+        "## guided-ee minus each other arm, paired by cell",
+        "",
+        "Last CTR of guided-ee minus that of the other arm on the same topic, persona and seed (the same",
+        "IP_0 and the same click noise stream), in points: mean ± 95% t-interval over cells.",
+        "",
+        "| run | population | vs | cells | Δ Last CTR (points) | ratio of mean Last CTR |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r["strategy"] == "guided-ee":
+            continue
+        guided = next(
+            (
+                g
+                for g in rows
+                if g["strategy"] == "guided-ee" and (g["run"], g["population"]) == (r["run"], r["population"])
+            ),
+            None,
+        )
+        if guided is None:
+            continue
+        keys = sorted(set(guided["last_by_cell"]) & set(r["last_by_cell"]))
+        delta, ci = mean_ci([guided["last_by_cell"][k] - r["last_by_cell"][k] for k in keys])
+        ratio = guided["last_ctr"] / r["last_ctr"] if r["last_ctr"] else math.nan
+        lines.append(
+            f"| {r['run']} | {r['population']} | {r['strategy']} | {len(keys)} | {pct(delta, ci)} | {ratio:.2f} |"
+        )
+    lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
     return "\n".join(lines)
 
 
