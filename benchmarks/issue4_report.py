@@ -174,16 +174,20 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = list(dict.fromkeys((r["run"], r["population"]) for r in rows))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, (run, population) in zip(axes[0], panels, strict=True):
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (run, population) in zip(axes.flat, panels, strict=False):
         for r in rows:
             if (r["run"], r["population"]) == (run, population):
                 ax.plot(100 * np.asarray(r["ctr_curve"]), marker="o", markersize=3, label=r["strategy"])
-        ax.set_title(f"{run}\n{population}", fontsize=9)
+        ax.set_title(f"{run}, {population}", fontsize=9)
         ax.set_xlabel("iteration i (pool IP_i)")
         ax.set_ylabel("pool CTR (%)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
