@@ -66,6 +66,8 @@ for budget in (5000, 300):
     )
 
 
+# the realistic budget gets a second seed (a second IP_0 per cell and other click noise)
+CONFIGS["guided-llm-300"]["seeds"] = [1, 2]
 # the same loop with every session served by Thompson sampling (what users see while pools learn)
 CONFIGS["guided-length-300-thompson"] = dict(
     CONFIGS["guided-length-300"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
