@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000      # issue 4: LLM judge, 3 categories x 2 personas
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300
     .venv/bin/python benchmarks/bench_quality.py guided-length-300-thompson   # served by Thompson sampling
+    .venv/bin/python benchmarks/bench_quality.py guided-length-1000
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -66,6 +67,8 @@ for budget in (5000, 300):
     )
 
 
+# a middle budget, on the length task only
+CONFIGS["guided-length-1000"] = dict(CONFIGS["guided-length-300"], n_sessions=1000)
 # the realistic budget gets a second seed (a second IP_0 per cell and other click noise)
 CONFIGS["guided-llm-300"]["seeds"] = [1, 2]
 # the same loop with every session served by Thompson sampling (what users see while pools learn)

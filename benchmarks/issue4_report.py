@@ -26,7 +26,14 @@ from clickloop.experiment.cell import slug
 from clickloop.simulator.click_model import ClickModel, expected_pool_ctr, theoretical_ctr
 
 RESULTS = Path(__file__).parent / "results"
-RUNS = ["guided-length-5000", "guided-length-300", "guided-length-300-thompson", "guided-llm-5000", "guided-llm-300"]
+RUNS = [
+    "guided-length-5000",
+    "guided-length-1000",
+    "guided-length-300",
+    "guided-length-300-thompson",
+    "guided-llm-5000",
+    "guided-llm-300",
+]
 # two-sided 95% t quantiles by degrees of freedom (no scipy in the core dependencies)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
