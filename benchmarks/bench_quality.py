@@ -8,6 +8,8 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300
     .venv/bin/python benchmarks/bench_quality.py guided-length-300-thompson   # served by Thompson sampling
     .venv/bin/python benchmarks/bench_quality.py guided-length-1000
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-thompson     # LLM judge, Thompson-served
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-thompson
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -75,6 +77,11 @@ CONFIGS["guided-llm-300"]["seeds"] = [1, 2]
 CONFIGS["guided-length-300-thompson"] = dict(
     CONFIGS["guided-length-300"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
 )
+# the LLM judge served by Thompson sampling: clickloop's recommended setup against the paper's loop
+for budget in (5000, 300):
+    CONFIGS[f"guided-llm-{budget}-thompson"] = dict(
+        CONFIGS[f"guided-llm-{budget}"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
+    )
 
 
 def main(name: str) -> None:

@@ -121,6 +121,6 @@ def test_the_key_and_its_scope_are_checked_before_the_body_is_read(sqlite_api, m
 def test_admin_key_may_use_client_routes_and_health_needs_none(sqlite_api):
     sqlite_api.ready_context("shop")
     assert sqlite_api.http.get("/v1/contexts/shop/suggestions", headers=sqlite_api.admin).status_code == 200
-    assert sqlite_api.http.get("/healthz").json() == {"status": "ok", "schema_version": 2}
+    assert sqlite_api.http.get("/healthz").json() == {"status": "ok", "schema_version": 3}
     metrics = sqlite_api.http.get("/metrics")
     assert metrics.status_code == 200 and "clickloop_store_contexts 1.0" in metrics.text

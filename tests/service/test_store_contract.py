@@ -30,7 +30,7 @@ from clickloop.service.store.queries import feedback
 CTX = "cookware"
 CONFIG = {"topic": "Cookware Sets", "domain": "ecommerce", "pool_size": 3, "k_shown": 2}
 TEXTS = ("Is it durable?", "Is it nonstick?", "Is it oven safe?")
-MIGRATIONS = [(1, "init"), (2, "iteration_errors")]
+MIGRATIONS = [(1, "init"), (2, "iteration_errors"), (3, "impressions_gate")]
 
 
 def make_items(texts: Sequence[str], iteration: int = 0, origin: ItemOrigin = ItemOrigin.INITIAL, parents=()):
@@ -76,7 +76,8 @@ def test_a_v1_database_is_migrated_with_its_data(backend, monkeypatch):
     # the queries of today expect v2: write a v1 row as clickloop 1 did
     backend.sql(
         "INSERT INTO contexts (context_id, config, created_at, updated_at, iteration) "
-        f"VALUES ('{CTX}', '{{\"topic\": \"Pans\"}}', 1.0, 2.0, 4)",
+        f"VALUES ('{CTX}', '{{\"topic\": \"Pans\"}}', 1.0, 2.0, 4), "
+        '(\'served\', \'{"topic": "Pots", "serving": "thompson"}\', 1.0, 2.0, 0)',
         url,
     )
     monkeypatch.undo()
@@ -90,6 +91,11 @@ def test_a_v1_database_is_migrated_with_its_data(backend, monkeypatch):
         None,
     )
     assert upgraded.record_iteration_failure(CTX, "TransportError: connection refused") == 1
+    # v3 reads each context's serving: Thompson-served contexts gate the schedule on the mean
+    assert backend.sql("SELECT context_id, impressions_gate FROM contexts ORDER BY context_id", url) == [
+        (CTX, "every"),
+        ("served", "mean"),
+    ]
 
 
 def test_concurrent_openers_apply_migrations_once(backend):
@@ -410,6 +416,20 @@ def test_min_impressions_per_item_holds_the_schedule_back(store):
     assert store.claim_due("w1", 30) is None  # the third item has not been shown yet
     show(store, items[2:])
     assert store.claim_due("w1", 30).context_id == CTX
+
+
+def test_thompson_serving_gates_the_schedule_on_the_mean_impressions(store):
+    # Thompson sampling starves an item it is sure is worse; the per-item gate would then never open
+    config = {**CONFIG, "serving": "thompson", "schedule": {"every_n_impressions": 1, "min_impressions_per_item": 2}}
+    a, b, _ = seeded(store, config)
+    show(store, [a, b])
+    show(store, [a, b])
+    assert store.claim_due("w1", 30) is None  # mean 4/3 < 2
+    show(store, [a, b])
+    assert store.claim_due("w1", 30).context_id == CTX  # mean 6/3 = 2: due, with the third never shown
+    store.release_lease(CTX, "w1")
+    store.update_context(CTX, {**config, "serving": "uniform"})  # back to the per-item gate
+    assert store.claim_due("w1", 30) is None
 
 
 def test_pending_review_holds_the_schedule_back_but_not_a_request(store):

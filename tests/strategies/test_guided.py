@@ -81,6 +81,33 @@ def test_patience_drops_the_lowest_when_nothing_is_confidently_worse():
     assert [i for i in state.pool if i not in after.pool] == list(state.pool[:2])
 
 
+def starved_state(starved_total):
+    """Item 0 was starved by adaptive serving: 0 of 900 impressions this iteration, ``starved_total`` in all."""
+    state = state_with([starved_total, 300, 300, 300, 300], [0, 30, 31, 32, 33])
+    # a second iteration in which the policy never showed item 0
+    return observe(state, {i: ItemStats(0 if k == 0 else 225, 0 if k == 0 else 25) for k, i in enumerate(state.pool)})
+
+
+def test_a_starved_confidently_worse_item_goes_before_min_impressions():
+    state = starved_state(60)
+    w, _ = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit().step(state, w, np.random.default_rng(0))
+    assert [i for i in state.pool if i not in after.pool] == [state.pool[0]]
+    new = after.history[after.pool[-1]].item
+    assert dict(new.provenance.notes)["dropped"].endswith("*")
+    # the rule off, or too few impressions: it stays (60 < min_impressions = 100)
+    for strategy in (GuidedExploreExploit(starved_fraction=0), GuidedExploreExploit(starved_min_impressions=61)):
+        w, llm = make_writer(Responder(CANDIDATES))
+        assert strategy.step(state, w, np.random.default_rng(0)).pool == state.pool
+        assert llm.requests == []
+
+
+def test_uniformly_served_items_are_never_starved():
+    state = state_with([180, 170, 190, 185, 175], [0, 30, 31, 32, 33])
+    assert GuidedExploreExploit().starved(state.pool_records) == set()
+    assert GuidedExploreExploit().starved(starved_state(60).pool_records) == {state.pool[0]}
+
+
 def test_exploit_prompt_has_target_and_aspect_but_no_numbers():
     state = state_with([3000] * 5, [30, 40, 300, 310, 320])
     w, llm = make_writer(Responder(CANDIDATES))
@@ -139,6 +166,8 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"prior_alpha": 0}, "alpha"),
         ({"aspect_threshold": 0}, "threshold"),
         ({"min_impressions": -1}, "min_impressions"),
+        ({"starved_fraction": 1.0}, "starved_fraction"),
+        ({"starved_min_impressions": -1}, "starved_min_impressions"),
     ],
 )
 def test_bad_options(options, match):

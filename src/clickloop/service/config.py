@@ -55,7 +55,11 @@ class ScheduleConfig(_Strict):
         default=0.0, ge=0, allow_inf_nan=False, description="This long after the last iteration (0 = off)."
     )
     min_impressions_per_item: int = Field(
-        default=100, ge=0, description="Neither trigger fires before every live item has had this many impressions."
+        default=100,
+        ge=0,
+        description="Neither trigger fires before every live item has had this many impressions in the current "
+        "iteration (with serving thompson: before the live items' mean has, since Thompson sampling starves the "
+        "items it is sure are worse).",
     )
 
 

@@ -7,9 +7,13 @@ and recorded on the new item's provenance:
 
 1. **Drop** only items that are confidently worse: at least ``min_impressions`` impressions and
    P(theta_i < theta_best other) >= ``drop_confidence``; or, so near-equal pools still turn over,
-   ``patience_impressions`` impressions. At most ``n_explore + n_exploit`` go, lowest posterior mean
-   first, and as many new items come in, so |IP| stays put. With nothing to drop the pool is kept and
-   no LLM call is made.
+   ``patience_impressions`` impressions. An item that adaptive serving (Thompson sampling) starves,
+   shown less than ``starved_fraction`` of the pool's mean impressions in the latest iteration, needs
+   only ``starved_min_impressions``: the policy is already sure of it and would never show it
+   ``min_impressions`` times, so the slot would be lost for good. Uniform serving never starves an item.
+   At most ``n_explore + n_exploit`` go, lowest posterior mean first, and as many new items come in,
+   so |IP| stays put. With nothing to drop the pool is kept and no LLM call is made. The new items'
+   ``dropped`` note lists each dropped id with its P(worse), ``*`` marking a starved one.
 2. **Exploit** target by Thompson sampling over the kept items, skipping targets whose aspect already
    has ``max_per_aspect`` live items (the paper's "more than 2 questions on that topic" rule, enforced
    by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
@@ -48,7 +52,9 @@ class GuidedExploreExploit:
     posterior probability of being worse than the best other item that makes an item droppable.
     ``prior_alpha``/``prior_beta``: the Beta prior of every item's CTR (pseudo-clicks / -non-clicks).
     ``aspect_threshold``: see :class:`AspectGrouper`. ``n_ranked``: history items the exploit prompt
-    lists in order of posterior mean CTR (0: none).
+    lists in order of posterior mean CTR (0: none). ``starved_fraction``: an item shown fewer times
+    than this fraction of the pool's mean in the latest iteration is starved (0: never);
+    ``starved_min_impressions``: the total impressions a starved, confidently worse item needs.
     """
 
     n_explore: int = 1
@@ -62,6 +68,8 @@ class GuidedExploreExploit:
     prior_beta: float = 1.0
     aspect_threshold: float = 0.5
     n_ranked: int = 10
+    starved_fraction: float = 0.1
+    starved_min_impressions: int = 25
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -73,6 +81,7 @@ class GuidedExploreExploit:
             ("min_impressions", 0),
             ("patience_impressions", 1),
             ("n_ranked", 0),
+            ("starved_min_impressions", 0),
         ):
             value = getattr(self, field_name)
             if not isinstance(value, int) or value < minimum:
@@ -82,6 +91,12 @@ class GuidedExploreExploit:
         if not 0.5 <= self.drop_confidence < 1:
             raise ConfigurationError(
                 f"guided-ee drop_confidence ({self.drop_confidence!r}) must be in [0.5, 1), e.g. 0.9"
+            )
+        if isinstance(self.starved_fraction, bool) or not (
+            isinstance(self.starved_fraction, int | float) and 0 <= self.starved_fraction < 1
+        ):
+            raise ConfigurationError(
+                f"guided-ee starved_fraction ({self.starved_fraction!r}) must be in [0, 1), e.g. 0.1; 0 turns it off"
             )
         BetaPrior(self.prior_alpha, self.prior_beta)
         AspectGrouper(self.aspect_threshold)
@@ -97,15 +112,27 @@ class GuidedExploreExploit:
         p_worse = prob_below_best(stats, rng, self.prior)
         alpha, beta = posteriors(stats, self.prior)
         means = alpha / (alpha + beta)
+        starved = self.starved(records)
         eligible = [
             k
             for k, s in enumerate(stats)
-            if s.impressions >= self.min_impressions
-            and (p_worse[k] >= self.drop_confidence or s.impressions >= self.patience_impressions)
+            if (s.impressions >= self.min_impressions and p_worse[k] >= self.drop_confidence)
+            or s.impressions >= max(self.min_impressions, self.patience_impressions)
+            or (
+                records[k].item.item_id in starved
+                and s.impressions >= self.starved_min_impressions
+                and p_worse[k] >= self.drop_confidence
+            )
         ]
         eligible.sort(key=lambda k: (means[k], k))
         drop = [records[k].item.item_id for k in eligible[: self.n_explore + self.n_exploit]]
         return drop, {r.item.item_id: float(p) for r, p in zip(records, p_worse, strict=True)}
+
+    def starved(self, records: list[ItemRecord]) -> set[str]:
+        """Ids shown fewer than ``starved_fraction`` of the pool's mean impressions in the latest iteration."""
+        latest = [r.stats.impressions for r in records]
+        below = self.starved_fraction * sum(latest) / max(len(latest), 1)
+        return {r.item.item_id for r, n in zip(records, latest, strict=True) if n < below}
 
     def ranked(self, records: list[ItemRecord]) -> str:
         """The ``n_ranked`` records of highest posterior mean CTR, ascending, as ``Question:`` lines."""
@@ -124,7 +151,8 @@ class GuidedExploreExploit:
         kept = [r for r in state.pool_records if r.item.item_id not in drop]
         n_exploit = min(self.n_exploit, len(drop)) if kept else 0
         n_explore = len(drop) - n_exploit
-        dropped_note = ",".join(f"{i}:{p_worse[i]:.3f}" for i in drop)
+        starved = self.starved(state.pool_records)
+        dropped_note = ",".join(f"{i}:{p_worse[i]:.3f}{'*' if i in starved else ''}" for i in drop)
         new: list[Item] = []
         for _ in range(n_exploit):
             new.append(self._exploit(state, writer, rng, grouper, kept, new, dropped_note))

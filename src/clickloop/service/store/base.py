@@ -77,7 +77,9 @@ class Schedule:
     ``every_n_impressions``: after this many impressions since the last iteration (0 = off).
     ``every_minutes``: this long after the last iteration (0 = off).
     ``min_impressions_per_item``: neither trigger fires until every live item has had this many
-    impressions in the current iteration, so nothing is dropped on thin evidence. Nor do they while
+    impressions in the current iteration, so nothing is dropped on thin evidence. With
+    ``gate_on_mean`` (set for contexts served by Thompson sampling, which starves the items it is sure
+    are worse, so they might never get there) it is the live items' mean impressions. Nor do they while
     items wait for review, so the queue does not grow unread. An explicit request
     (:meth:`Store.request_iteration`) and the initial pool ignore all of this.
     """
@@ -85,6 +87,7 @@ class Schedule:
     every_n_impressions: int = 0
     every_minutes: float = 0.0
     min_impressions_per_item: int = 0
+    gate_on_mean: bool = False
 
     def __post_init__(self) -> None:
         for name in ("every_n_impressions", "min_impressions_per_item"):
@@ -104,7 +107,7 @@ class Schedule:
             raise ValidationError(f"config.schedule must be an object, got {type(raw).__name__}")
         unknown = sorted(set(raw) - {"every_n_impressions", "every_minutes", "min_impressions_per_item"})
         require(not unknown, f"config.schedule has unknown keys {unknown}")
-        return cls(**raw)
+        return cls(**raw, gate_on_mean=config.get("serving") == "thompson")
 
 
 @dataclass(frozen=True)

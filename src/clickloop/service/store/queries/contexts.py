@@ -55,7 +55,7 @@ def create(tx: Tx, context_id: str, config: Mapping[str, Any], now: float) -> Co
     text, schedule = _checked(config)
     inserted = tx.run(
         "INSERT INTO contexts (context_id, config, every_n_impressions, every_seconds, min_impressions_per_item, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (context_id) DO NOTHING",
+        "impressions_gate, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (context_id) DO NOTHING",
         (context_id, text, *_schedule_columns(schedule), now, now),
     )
     if not inserted:
@@ -67,7 +67,7 @@ def update(tx: Tx, context_id: str, config: Mapping[str, Any], now: float) -> Co
     text, schedule = _checked(config)
     changed = tx.run(
         "UPDATE contexts SET config = ?, every_n_impressions = ?, every_seconds = ?, min_impressions_per_item = ?, "
-        "updated_at = ? WHERE context_id = ?",
+        "impressions_gate = ?, updated_at = ? WHERE context_id = ?",
         (text, *_schedule_columns(schedule), now, context_id),
     )
     if not changed:
@@ -75,8 +75,9 @@ def update(tx: Tx, context_id: str, config: Mapping[str, Any], now: float) -> Co
     return get(tx, context_id)
 
 
-def _schedule_columns(schedule: Schedule) -> tuple[int, float, int]:
-    return schedule.every_n_impressions, schedule.every_minutes * 60.0, schedule.min_impressions_per_item
+def _schedule_columns(schedule: Schedule) -> tuple[int, float, int, str]:
+    gate = "mean" if schedule.gate_on_mean else "every"
+    return schedule.every_n_impressions, schedule.every_minutes * 60.0, schedule.min_impressions_per_item, gate
 
 
 def get(tx: Tx, context_id: str, *, lock: bool = False) -> ContextRow:

@@ -24,9 +24,14 @@ DUE = """
          OR c.iteration_requested_at IS NOT NULL
          OR (((c.every_n_impressions > 0 AND c.impressions_since_iteration >= c.every_n_impressions)
               OR (c.every_seconds > 0 AND c.last_iteration_at + c.every_seconds <= ?))
-             AND NOT EXISTS (SELECT 1 FROM pool_items p
-                             WHERE p.context_id = c.context_id AND p.iteration = c.iteration
-                               AND p.impressions < c.min_impressions_per_item)
+             AND ((c.impressions_gate = 'every'
+                   AND NOT EXISTS (SELECT 1 FROM pool_items p
+                                   WHERE p.context_id = c.context_id AND p.iteration = c.iteration
+                                     AND p.impressions < c.min_impressions_per_item))
+                  OR (c.impressions_gate = 'mean'
+                      AND (SELECT COALESCE(AVG(p.impressions), 0) FROM pool_items p
+                           WHERE p.context_id = c.context_id AND p.iteration = c.iteration)
+                          >= c.min_impressions_per_item))
              AND NOT EXISTS (SELECT 1 FROM items i WHERE i.context_id = c.context_id AND i.status = 'pending')))
 """
 
