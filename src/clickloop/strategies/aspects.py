@@ -10,7 +10,11 @@ question about cookware sets), each cut to a crude stem so "materials"/"material
 (|A & B| / min(|A|, |B|)) reaches ``threshold``; groups are formed greedily in the order given, each
 item joining the group it overlaps most on average (average linkage).
 
-How well this agrees with a person's grouping is measured in ``benchmarks/bench_aspects.py`` against
+The other method, ``minilm``, compares sentence embeddings instead (all-MiniLM-L6-v2, run in NumPy by
+:mod:`clickloop.embedding.minilm`): two items share an aspect when the cosine similarity of their
+embeddings reaches ``threshold``, with the same greedy grouping.
+
+How well each agrees with a person's grouping is measured in ``benchmarks/bench_aspects.py`` against
 hand-labelled questions (pairwise precision / recall / F1).
 """
 
@@ -20,6 +24,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+import numpy as np
 
 from clickloop.errors import ConfigurationError
 
@@ -92,29 +98,82 @@ def greedy_groups(keys: Sequence[K], similarity: Callable[[K, K], float], thresh
     return labels
 
 
+ASPECT_METHODS = ("words", "minilm")
+DEFAULT_THRESHOLDS = {"words": 0.5, "minilm": 0.7}
+
+
+_VECTORS: dict[str, np.ndarray] = {}  # text -> its embedding, for the life of the process
+_MAX_VECTORS = 20_000
+
+
+def _embeddings(texts: Sequence[str]) -> np.ndarray:
+    """Unit embeddings of ``texts``, one row each. Each text is encoded alone (never padded in a batch),
+    so its vector, and every decision taken on it, does not depend on what it was encoded with."""
+    from clickloop.embedding.minilm import load_minilm  # the model loads on first use only
+
+    for text in dict.fromkeys(texts):
+        if text not in _VECTORS:
+            if len(_VECTORS) >= _MAX_VECTORS:
+                _VECTORS.clear()
+            _VECTORS[text] = load_minilm().encode([text])[0]
+    if not texts:
+        return np.zeros((0, load_minilm().dimension), dtype=np.float32)
+    return np.stack([_VECTORS[t] for t in texts])
+
+
+def _embedding(text: str) -> np.ndarray:
+    return _embeddings([text])[0]
+
+
 @dataclass(frozen=True)
 class AspectGrouper:
-    """Groups item texts by aspect. ``threshold``: the overlap (in [0, 1]) at which two items share an
-    aspect; 0.5 means half of the shorter key. ``topic`` words never count."""
+    """Groups item texts by aspect.
 
-    threshold: float = 0.5
+    ``method``: ``words`` (content-word stems, overlap coefficient; ``topic`` words never count) or
+    ``minilm`` (cosine of sentence embeddings; needs the MiniLM package, see
+    :mod:`clickloop.embedding.minilm`). ``threshold``: the similarity in (0, 1] at which two items share
+    an aspect; None takes the method's default (0.5 for ``words``: half of the shorter key; 0.7 for
+    ``minilm``).
+    """
+
+    threshold: float | None = None
+    method: str = "words"
 
     def __post_init__(self) -> None:
-        if not 0 < self.threshold <= 1:
+        if self.method not in ASPECT_METHODS:
+            raise ConfigurationError(f"aspect_method must be one of {', '.join(ASPECT_METHODS)} (got {self.method!r})")
+        if self.threshold is not None and not (
+            isinstance(self.threshold, int | float) and not isinstance(self.threshold, bool) and 0 < self.threshold <= 1
+        ):
             raise ConfigurationError(f"AspectGrouper.threshold ({self.threshold!r}) must be in (0, 1], e.g. 0.5")
 
+    @property
+    def cutoff(self) -> float:
+        """The threshold in use."""
+        return DEFAULT_THRESHOLDS[self.method] if self.threshold is None else float(self.threshold)
+
     def similarity(self, a: str, b: str, topic: str = "") -> float:
+        if self.method == "minilm":
+            return float(np.clip(_embedding(a) @ _embedding(b), 0.0, 1.0))
         return overlap(aspect_key(a, topic), aspect_key(b, topic))
 
     def groups(self, texts: Sequence[str], topic: str = "") -> list[int]:
         """A group number per text (0, 1, ... in order of first appearance)."""
-        return greedy_groups([aspect_key(t, topic) for t in texts], overlap, self.threshold)
+        if self.method == "minilm":
+            vectors = _embeddings(texts)
+            cosine = np.clip(vectors @ vectors.T, 0.0, 1.0)
+            return greedy_groups(list(range(len(texts))), lambda i, j: float(cosine[i, j]), self.cutoff)
+        return greedy_groups([aspect_key(t, topic) for t in texts], overlap, self.cutoff)
 
     def novelty(self, text: str, others: Sequence[str], topic: str = "") -> float:
         """1 - the highest similarity of ``text`` to any of ``others`` (1 = a wholly new aspect)."""
+        if self.method == "minilm":
+            if not others:
+                return 1.0
+            return 1.0 - float(np.clip(_embeddings(others) @ _embedding(text), 0.0, 1.0).max())
         key = aspect_key(text, topic)
         return 1.0 - max((overlap(key, aspect_key(o, topic)) for o in others), default=0.0)
 
     def label(self, text: str, topic: str = "") -> str:
-        """A short readable name of the aspect: its stems, sorted."""
+        """A short readable name of the aspect: its content-word stems, sorted (for either method)."""
         return " ".join(sorted(aspect_key(text, topic))) or "(none)"

@@ -33,6 +33,7 @@ import numpy as np
 from clickloop.core.items import Item, ItemOrigin, ItemRecord
 from clickloop.core.pool import ContextState, add_items, advance, drop_items
 from clickloop.core.posterior import BetaPrior, posteriors, prob_below_best, thompson_order
+from clickloop.embedding.minilm import check_installed
 from clickloop.errors import ConfigurationError
 from clickloop.strategies.aspects import AspectGrouper
 from clickloop.strategies.writer import ItemWriter, render_questions
@@ -51,10 +52,12 @@ class GuidedExploreExploit:
     live) before it may be dropped when confidently worse / in any case. ``drop_confidence``: the
     posterior probability of being worse than the best other item that makes an item droppable.
     ``prior_alpha``/``prior_beta``: the Beta prior of every item's CTR (pseudo-clicks / -non-clicks).
-    ``aspect_threshold``: see :class:`AspectGrouper`. ``n_ranked``: history items the exploit prompt
-    lists in order of posterior mean CTR (0: none). ``starved_fraction``: an item shown fewer times
-    than this fraction of the pool's mean in the latest iteration is starved (0: never);
-    ``starved_min_impressions``: the total impressions a starved, confidently worse item needs.
+    ``aspect_method``/``aspect_threshold``: how items are grouped by aspect (``words`` or ``minilm``) and
+    at what similarity (None: the method's default); see :class:`AspectGrouper`. ``n_ranked``: history
+    items the exploit prompt lists in order of posterior mean CTR (0: none). ``starved_fraction``: an
+    item shown fewer times than this fraction of the pool's mean in the latest iteration is starved
+    (0: never); ``starved_min_impressions``: the total impressions a starved, confidently worse item
+    needs.
     """
 
     n_explore: int = 1
@@ -66,7 +69,8 @@ class GuidedExploreExploit:
     patience_impressions: int = 2000
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
-    aspect_threshold: float = 0.5
+    aspect_threshold: float | None = None
+    aspect_method: str = "words"
     n_ranked: int = 10
     starved_fraction: float = 0.1
     starved_min_impressions: int = 25
@@ -99,7 +103,13 @@ class GuidedExploreExploit:
                 f"guided-ee starved_fraction ({self.starved_fraction!r}) must be in [0, 1), e.g. 0.1; 0 turns it off"
             )
         BetaPrior(self.prior_alpha, self.prior_beta)
-        AspectGrouper(self.aspect_threshold)
+        AspectGrouper(self.aspect_threshold, self.aspect_method)  # validates both
+        if self.aspect_method == "minilm":
+            check_installed()  # up front, not at the first step that groups
+
+    @property
+    def grouper(self) -> AspectGrouper:
+        return AspectGrouper(self.aspect_threshold, self.aspect_method)
 
     @property
     def prior(self) -> BetaPrior:
@@ -147,7 +157,7 @@ class GuidedExploreExploit:
         drop, p_worse = self.droppable(state.pool_records, rng)
         if not drop:
             return advance(state)
-        grouper = AspectGrouper(self.aspect_threshold)
+        grouper = self.grouper
         kept = [r for r in state.pool_records if r.item.item_id not in drop]
         n_exploit = min(self.n_exploit, len(drop)) if kept else 0
         n_explore = len(drop) - n_exploit
@@ -175,9 +185,7 @@ class GuidedExploreExploit:
         order = thompson_order([r.total for r in kept], rng, self.prior)
         target, skipped = kept[order[0]], []
         for k in order:
-            on_aspect = sum(
-                grouper.similarity(kept[k].item.text, t, topic) >= self.aspect_threshold for t in live_texts
-            )
+            on_aspect = sum(grouper.similarity(kept[k].item.text, t, topic) >= grouper.cutoff for t in live_texts)
             if on_aspect < self.max_per_aspect:
                 target = kept[k]
                 break
@@ -185,9 +193,7 @@ class GuidedExploreExploit:
         else:
             skipped.append("cap-unmet")
         siblings = [
-            r
-            for r in state.records
-            if grouper.similarity(target.item.text, r.item.text, topic) >= self.aspect_threshold
+            r for r in state.records if grouper.similarity(target.item.text, r.item.text, topic) >= grouper.cutoff
         ]
         existing = [r.item.text for r in state.records] + [i.text for i in new]
         item = writer.write_one(
