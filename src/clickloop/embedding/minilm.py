@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from clickloop.embedding.wordpiece import WordPiece
 from clickloop.errors import ModelError
@@ -93,7 +94,10 @@ class MiniLM:
         return self.weights[name]
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self._w(f"{name}.weight").T + self._w(f"{name}.bias")
+        # weights are kept transposed, (in, out) and contiguous (see load_minilm); a 2-D product is one
+        # BLAS call, a 3-D one is a slow loop
+        flat = x.reshape(-1, x.shape[-1]) @ self._w(f"{name}.weight_t") + self._w(f"{name}.bias")
+        return flat.reshape(*x.shape[:-1], -1)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Token states (batch, length, hidden) of padded ``ids`` with ``mask`` (1 = a real token)."""
@@ -135,7 +139,14 @@ class MiniLM:
         return x
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Unit-length embeddings, one row per text: float32 array (len(texts), 384)."""
+        """Unit-length embeddings, one row per text: float32 array (len(texts), 384).
+
+        BLAS runs on one thread here: these products are small, and BLAS threads spinning on cores that
+        the LLM keeps busy made one text 8x slower (``benchmarks/README.md``, "Aspect grouping")."""
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._encode(texts, batch_size)
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         encoded = [self.tokenizer.encode(t, MAX_LENGTH) for t in texts]
         for start in range(0, len(texts), batch_size):
@@ -183,7 +194,13 @@ def check_installed() -> None:
 def load_minilm() -> MiniLM:
     """The encoder from the installed package (read and checked once per process, about 1 s)."""
     with zipfile.ZipFile(_package_zip()) as archive:
-        weights = read_safetensors(_verified(archive, "model.safetensors"))
+        raw = read_safetensors(_verified(archive, "model.safetensors"))
         config = json.loads(_verified(archive, "config.json"))
         vocab = json.loads(_verified(archive, "tokenizer.json"))["model"]["vocab"]
+    weights = {}
+    for name, w in raw.items():
+        if name.startswith("encoder.") and w.ndim == 2:  # a dense layer's (out, in): kept as (in, out)
+            weights[name.removesuffix(".weight") + ".weight_t"] = np.ascontiguousarray(w.T)
+        else:
+            weights[name] = w
     return MiniLM(weights, config, WordPiece(vocab))
