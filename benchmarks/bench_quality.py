@@ -71,16 +71,20 @@ for budget in (5000, 300):
 
 # a middle budget, on the length task only
 CONFIGS["guided-length-1000"] = dict(CONFIGS["guided-length-300"], n_sessions=1000)
-# the realistic budget gets a second seed (a second IP_0 per cell and other click noise)
-CONFIGS["guided-llm-300"]["seeds"] = [1, 2]
+# more seeds (other IP_0s and click noise): four at the realistic budget, two at the paper's
+CONFIGS["guided-llm-300"]["seeds"] = [1, 2, 3, 4]
+CONFIGS["guided-llm-5000"]["seeds"] = [1, 2]
 # the same loop with every session served by Thompson sampling (what users see while pools learn)
 CONFIGS["guided-length-300-thompson"] = dict(
     CONFIGS["guided-length-300"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
 )
-# the LLM judge served by Thompson sampling: clickloop's recommended setup against the paper's loop
-for budget in (5000, 300):
+# the LLM judge served by Thompson sampling: clickloop's recommended setup against the paper's loop.
+# Run after guided-llm-<budget>: these seeds' IP_0s (and judge scores) then come from the shared cache, so
+# each cell pairs with the uniform cell of the same topic, persona and seed. A cold run of another
+# session does not reproduce them: llama.cpp samples differently when two requests share a batch.
+for budget, seeds in ((5000, [2]), (300, [3, 4])):
     CONFIGS[f"guided-llm-{budget}-thompson"] = dict(
-        CONFIGS[f"guided-llm-{budget}"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
+        CONFIGS[f"guided-llm-{budget}"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=seeds
     )
 
 

@@ -33,6 +33,8 @@ RUNS = [
     "guided-length-300-thompson",
     "guided-llm-5000",
     "guided-llm-300",
+    "guided-llm-5000-thompson",
+    "guided-llm-300-thompson",
 ]
 # two-sided 95% t quantiles by degrees of freedom (no scipy in the core dependencies)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -100,6 +102,7 @@ def strategy_rows(name: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "tokens_per_point": tokens / (100 * gain) if gain > 0.005 else None,
                     "ctr_curve": entry["ctr"],
                     "last_by_cell": {f"{c['topic']}|{c['seed']}": c["ctr"][-1] for c in cells},
+                    "avg_by_cell": {f"{c['topic']}|{c['seed']}": float(np.mean(c["ctr"][1:])) for c in cells},
                 }
             )
     return rows
@@ -170,8 +173,77 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['run']} | {r['population']} | {r['strategy']} | {len(keys)} | {pct(delta, ci)} | {ratio:.2f} |"
         )
+    lines += serving_section(rows)
     lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
     return "\n".join(lines)
+
+
+def initial_pool(run: str, population: str, topic: str, seed: int) -> tuple[str, ...] | None:
+    """The texts of IP_0 of a cell of ``run`` (any strategy but fixed-pool, whose IP_0 is larger)."""
+    for path in sorted((RESULTS / run / "cells" / slug(population)).glob(f"*/{slug(topic)}/seed-{seed}/iter-000.json")):
+        if path.parts[-4] != "fixed-pool":
+            return tuple(row["text"] for row in json.loads(path.read_text())["pool"])
+    return None
+
+
+def serving_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Uniform against Thompson serving on the LLM judge, paired by cell across the two runs of a budget."""
+    lines: list[str] = []
+    for budget in (300, 5000):
+        uniform_run, thompson_run = f"guided-llm-{budget}", f"guided-llm-{budget}-thompson"
+        arms = {(r["run"], r["population"], r["strategy"]): r for r in rows if r["run"] in (uniform_run, thompson_run)}
+        if not any(run == thompson_run for run, _, _ in arms):
+            continue
+        lines += [
+            "",
+            f"## Serving, LLM judge, S = {budget}: the paper's loop against clickloop's recommended setup",
+            "",
+            f"`{thompson_run}` runs explore-exploit and guided-ee with every session served by Thompson",
+            f"sampling, on seeds that `{uniform_run}` also ran; its IP_0s and judge scores came from the same",
+            "cache, so each cell pairs with the uniform-served cell of the same topic, persona and seed (pairs",
+            "are kept only where both IP_0s are equal). Δ and ratio: against the paper's explore-exploit served",
+            "uniformly, over the paired cells. fixed-pool is always served by Thompson sampling.",
+            "",
+            "| population | strategy | serving | cells | Last CTR | Avg CTR | Δ Last (points) | ratio of Last | "
+            "tokens / cell |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for population in dict.fromkeys(p for _, p, _ in arms):
+            base = arms.get((uniform_run, population, "explore-exploit"))
+            thompson = [r for (run, p, _), r in arms.items() if run == thompson_run and p == population]
+            if base is None or not thompson:
+                continue
+            keys = sorted(
+                k
+                for k in set(base["last_by_cell"]) & set(thompson[0]["last_by_cell"])
+                if initial_pool(uniform_run, population, *_cell(k)) == initial_pool(thompson_run, population, *_cell(k))
+            )
+            if not keys:
+                continue
+            candidates = [
+                (arms[(uniform_run, population, s)], "uniform")
+                for s in ("explore-exploit", "full-ctr", "guided-ee")
+                if (uniform_run, population, s) in arms
+            ]
+            candidates += [(r, "thompson") for r in thompson]
+            if (uniform_run, population, "fixed-pool") in arms:
+                candidates.append((arms[(uniform_run, population, "fixed-pool")], "thompson (its own)"))
+            base_mean = float(np.mean([base["last_by_cell"][k] for k in keys]))
+            for r, serving in candidates:
+                last = [r["last_by_cell"][k] for k in keys]
+                avg = [r["avg_by_cell"][k] for k in keys]
+                delta = mean_ci([r["last_by_cell"][k] - base["last_by_cell"][k] for k in keys])
+                lines.append(
+                    f"| {population} | {r['strategy']} | {serving} | {len(keys)} | {pct(*mean_ci(last))} "
+                    f"| {pct(*mean_ci(avg))} | {pct(*delta)} | {float(np.mean(last)) / base_mean:.2f} "
+                    f"| {r['tokens_per_cell']:,.0f} |"
+                )
+    return lines
+
+
+def _cell(key: str) -> tuple[str, int]:
+    topic, seed = key.split("|")
+    return topic, int(seed)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

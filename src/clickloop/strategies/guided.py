@@ -2,8 +2,9 @@
 
 The paper's optimizer asks the LLM to read CTRs, find the best question, count questions per topic
 and decide; only GPT-4 managed that (paper notes, Section 5). Here every decision is made in code on
-Beta-Binomial posteriors of the items' cumulative clicks and impressions (:mod:`clickloop.core.posterior`),
-and recorded on the new item's provenance:
+Beta-Binomial posteriors of the items' clicks and impressions (:mod:`clickloop.core.posterior`; by
+default summed over every iteration, ``history_weight`` discounts the earlier ones), and recorded on
+the new item's provenance:
 
 1. **Drop** only items that are confidently worse: at least ``min_impressions`` impressions and
    P(theta_i < theta_best other) >= ``drop_confidence``; or, so near-equal pools still turn over,
@@ -30,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from clickloop.core.items import Item, ItemOrigin, ItemRecord
+from clickloop.core.items import Item, ItemOrigin, ItemRecord, ItemStats
 from clickloop.core.pool import ContextState, add_items, advance, drop_items
 from clickloop.core.posterior import BetaPrior, posteriors, prob_below_best, thompson_order
 from clickloop.embedding.minilm import check_installed
@@ -57,7 +58,10 @@ class GuidedExploreExploit:
     items the exploit prompt lists in order of posterior mean CTR (0: none). ``starved_fraction``: an
     item shown fewer times than this fraction of the pool's mean in the latest iteration is starved
     (0: never); ``starved_min_impressions``: the total impressions a starved, confidently worse item
-    needs.
+    needs. ``history_weight``: the weight of clicks and impressions from before the latest iteration in
+    the posteriors that rank, drop and target items (1: all iterations count alike; 0: the latest
+    alone, as the paper's CTRs). An item's CTR falls as the pool around it improves, since users click
+    at most one item, so old evidence flatters old items. The impression gates count every iteration.
     """
 
     n_explore: int = 1
@@ -74,6 +78,7 @@ class GuidedExploreExploit:
     n_ranked: int = 10
     starved_fraction: float = 0.1
     starved_min_impressions: int = 25
+    history_weight: float = 1.0
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -96,6 +101,12 @@ class GuidedExploreExploit:
             raise ConfigurationError(
                 f"guided-ee drop_confidence ({self.drop_confidence!r}) must be in [0.5, 1), e.g. 0.9"
             )
+        if isinstance(self.history_weight, bool) or not (
+            isinstance(self.history_weight, int | float) and 0 <= self.history_weight <= 1
+        ):
+            raise ConfigurationError(
+                f"guided-ee history_weight ({self.history_weight!r}) must be in [0, 1]; 1 counts every iteration alike"
+            )
         if isinstance(self.starved_fraction, bool) or not (
             isinstance(self.starved_fraction, int | float) and 0 <= self.starved_fraction < 1
         ):
@@ -115,12 +126,26 @@ class GuidedExploreExploit:
     def prior(self) -> BetaPrior:
         return BetaPrior(self.prior_alpha, self.prior_beta)
 
+    def evidence(self, record: ItemRecord) -> ItemStats:
+        """The clicks and impressions the posteriors use: the latest iteration's, plus ``history_weight``
+        of the earlier ones (rounded)."""
+        if self.history_weight == 1:
+            return record.total
+        older = ItemStats(
+            record.total.impressions - record.stats.impressions, record.total.clicks - record.stats.clicks
+        )
+        return ItemStats(
+            record.stats.impressions + round(self.history_weight * older.impressions),
+            record.stats.clicks + round(self.history_weight * older.clicks),
+        )
+
     def droppable(self, records: list[ItemRecord], rng: np.random.Generator) -> tuple[list[str], dict[str, float]]:
         """Ids that may go (lowest posterior mean first, at most ``n_explore + n_exploit``) and, per pool
         item, P(worse than the best other)."""
         stats = [r.total for r in records]
-        p_worse = prob_below_best(stats, rng, self.prior)
-        alpha, beta = posteriors(stats, self.prior)
+        evidence = [self.evidence(r) for r in records]
+        p_worse = prob_below_best(evidence, rng, self.prior)
+        alpha, beta = posteriors(evidence, self.prior)
         means = alpha / (alpha + beta)
         starved = self.starved(records)
         eligible = [
@@ -148,7 +173,7 @@ class GuidedExploreExploit:
         """The ``n_ranked`` records of highest posterior mean CTR, ascending, as ``Question:`` lines."""
         if self.n_ranked == 0:
             return "(none yet)"
-        alpha, beta = posteriors([r.total for r in records], self.prior)
+        alpha, beta = posteriors([self.evidence(r) for r in records], self.prior)
         means = alpha / (alpha + beta)
         best = sorted(range(len(records)), key=lambda k: (means[k], -k))[-self.n_ranked :]
         return render_questions([records[k] for k in best])
@@ -182,7 +207,7 @@ class GuidedExploreExploit:
     ) -> Item:
         topic = state.context.topic
         live_texts = [r.item.text for r in kept] + [i.text for i in new]
-        order = thompson_order([r.total for r in kept], rng, self.prior)
+        order = thompson_order([self.evidence(r) for r in kept], rng, self.prior)
         target, skipped = kept[order[0]], []
         for k in order:
             on_aspect = sum(grouper.similarity(kept[k].item.text, t, topic) >= grouper.cutoff for t in live_texts)
