@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_policies.py            # about 10 min on 2 cores
     .venv/bin/python benchmarks/bench_policies.py --quick    # 4 seeds, to try it
+    .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (5 min)
 
 The LLM-judge benchmarks (``bench_quality.py``) cost 20 minutes a seed, so they cannot say which drop
 rule, evidence window or serving policy is better: the noise of two or three seeds is as large as the
@@ -23,6 +24,9 @@ what the embedded 1.5B wrote in the ``guided-length-*`` runs:
   points). The target is what the prompt names: guided-ee's Thompson choice, or for the paper's
   prompts the question listed with the highest CTR. The simulated writer reads CTRs perfectly, as
   GPT-4 did in the paper and the 1.5B does not.
+
+``--sweep`` instead varies guided-ee's drop rule (``patience_impressions``, ``drop_confidence``) at
+S = 300, beside explore-exploit, for the regressing writer (``results/policies_sweep.{json,md}``).
 
 Each question is made of random filler words, so no two collide. Answers are a function of the
 request, the seed included, so every run is reproducible. Writes ``results/policies.json`` and
@@ -183,10 +187,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_all(writer: str, name: str, options: dict[str, Any], seeds: list[int], out_root: Path) -> dict[str, Any]:
-    """One setting: every strategy at its defaults, then each guided-ee variant, merged."""
+def run_all(
+    writer: str,
+    name: str,
+    options: dict[str, Any],
+    seeds: list[int],
+    out_root: Path,
+    variants: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """One setting: its strategies at their defaults, then each guided-ee variant, merged."""
     result = run_setting(name, writer, options, seeds, out_root)
-    for label, variant in VARIANTS.items():
+    for label, variant in variants.items():
         extra = run_setting(
             f"{name} {label}",
             writer,
@@ -199,22 +210,39 @@ def run_all(writer: str, name: str, options: dict[str, Any], seeds: list[int], o
     return result
 
 
+SWEEP_ARMS = ["explore-exploit", "guided-ee"]
+SWEEP: dict[str, dict[str, Any]] = {
+    "guided-ee, patience_impressions 1000": {"patience_impressions": 1000},
+    "guided-ee, patience_impressions 500": {"patience_impressions": 500},
+    "guided-ee, drop_confidence 0.75": {"drop_confidence": 0.75},
+    "guided-ee, patience 500, drop_confidence 0.75": {"patience_impressions": 500, "drop_confidence": 0.75},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 seeds instead of 40")
+    parser.add_argument("--sweep", action="store_true", help="guided-ee's drop options at S = 300 (20 seeds)")
     args = parser.parse_args()
-    seeds = list(range(1, 5 if args.quick else 41))
+    seeds = list(range(1, 5 if args.quick else 21 if args.sweep else 41))
+    writers, settings, variants, name = list(WRITERS), SETTINGS, VARIANTS, "policies"
+    if args.sweep:
+        writers, variants, name = ["regressing"], SWEEP, "policies_sweep"
+        settings = [
+            (f"S=300 {serving}", {"n_sessions": 300, "serving": serving, "strategies": SWEEP_ARMS})
+            for serving in ("uniform", "thompson")
+        ]
     results = []
     with tempfile.TemporaryDirectory(prefix="clickloop-policies-") as tmp:
-        for writer in WRITERS:
-            for name, options in SETTINGS:
-                print(f"{writer}, {name} ...", file=sys.stderr, flush=True)
-                results.append(run_all(writer, name, options, seeds, Path(tmp)))
-            print(f"  {results[-1]['seconds']} s", file=sys.stderr)
-    record = {"benchmark": "policies", "machine": machine(), "seeds": seeds, "results": results}
+        for writer in writers:
+            for setting, options in settings:
+                print(f"{writer}, {setting} ...", file=sys.stderr, flush=True)
+                results.append(run_all(writer, setting, options, seeds, Path(tmp), variants))
+                print(f"  {results[-1]['seconds']} s", file=sys.stderr)
+    record = {"benchmark": name, "machine": machine(), "seeds": seeds, "results": results}
     if not args.quick:
-        save("policies", record)
-        (RESULTS / "policies.md").write_text(markdown(results), encoding="utf-8")
+        save(name, record)
+        (RESULTS / f"{name}.md").write_text(markdown(results), encoding="utf-8")
     print(markdown(results))
 
 

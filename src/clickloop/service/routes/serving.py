@@ -29,7 +29,7 @@ from clickloop.service.deps import call_store, pool_cache, stats_cache
 from clickloop.service.metrics import ServiceMetrics
 from clickloop.service.schemas import ErrorResponse, EventBatch, EventBatchResult, Suggestions, error_responses
 from clickloop.service.serving_cache import PoolCache, StatsCache
-from clickloop.service.store import ApiKeyRow, ContextRow, EventIn, EventOutcome, EventStatus, Store
+from clickloop.service.store import ApiKeyRole, ApiKeyRow, ContextRow, EventIn, EventOutcome, EventStatus, Store
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=error_responses(401, 403, 404, 422, 503))
 # which items are shown needs no secrecy, only uniformity; impression ids come from ``secrets``
@@ -39,28 +39,29 @@ _pick = random.Random()
 @router.get(
     "/contexts/{context_id}/suggestions",
     response_model=Suggestions,
-    dependencies=[Depends(require_client)],
 )
-async def suggestions(context_id: str, request: Request) -> Response:
+async def suggestions(context_id: str, request: Request, key: ApiKeyRow = Depends(require_client)) -> Response:
     """``k_shown`` items of the live pool, recorded as one impression: drawn uniformly at random, or
     with the context's ``serving: thompson``, the ``k_shown`` highest of one draw from each item's Beta
     posterior of CTR (Thompson sampling).
 
     Before the first pool: 503 ``pool_not_ready`` with ``Retry-After``, and the pool is asked for; when
-    generating it failed, the message says why (the context's ``last_error``).
+    generating it failed, the message says so, and to an admin key why (the context's ``last_error``,
+    which may name server paths; a client key is not shown it).
     """
     store: Store = request.app.state.store
-    body = await call_store(store, _suggest, store, pool_cache(request), stats_cache(request), context_id)
+    admin = key.role is ApiKeyRole.ADMIN
+    body = await call_store(store, _suggest, store, pool_cache(request), stats_cache(request), context_id, admin)
     metrics: ServiceMetrics = request.app.state.metrics
     metrics.impressions.inc()
     return _json(body)
 
 
-def _suggest(store: Store, pools: PoolCache, stats: StatsCache, context_id: str) -> dict[str, Any]:
+def _suggest(store: Store, pools: PoolCache, stats: StatsCache, context_id: str, admin: bool = False) -> dict[str, Any]:
     context = store.get_context(context_id)
     if context.iteration is None:
         store.request_iteration(context_id, initial_only=True)
-        raise NotReadyError(_no_pool_yet(context), code="pool_not_ready")
+        raise NotReadyError(_no_pool_yet(context, admin), code="pool_not_ready")
     pool = pools.live_pool(store, context)
     if not pool.items:
         raise NotReadyError(
@@ -86,15 +87,16 @@ def _suggest(store: Store, pools: PoolCache, stats: StatsCache, context_id: str)
     }
 
 
-def _no_pool_yet(context: ContextRow) -> str:
+def _no_pool_yet(context: ContextRow, admin: bool) -> str:
     context_id = context.context_id
     failure = context.last_error
     if failure is None:
         return f"context {context_id!r} has no pool yet; it is being generated, retry shortly"
     when = datetime.fromtimestamp(failure.failed_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    why = f": {failure.message}" if admin else ""
     return (
         f"context {context_id!r} has no pool yet: generating it failed {failure.attempts} time(s) in a row, "
-        f"last at {when}: {failure.message}. The worker retries with a back-off; an admin can fix the cause "
+        f"last at {when}{why}. The worker retries with a back-off; an admin can fix the cause "
         f"(e.g. the context's llm) and see the error at GET /v1/contexts/{context_id} (last_error)"
     )
 
