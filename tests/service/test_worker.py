@@ -68,6 +68,8 @@ def test_failures_are_recorded_for_the_api_and_cleared_by_the_next_applied_itera
     shown = api.http.get("/v1/contexts/shop", headers=api.admin).json()["last_error"]
     assert (shown["message"], shown["attempts"]) == (message, 1)
     answer = api.http.get("/v1/contexts/shop/suggestions", headers=api.client).json()["error"]
+    assert "failed 1 time(s) in a row" in answer["message"] and message not in answer["message"]
+    answer = api.http.get("/v1/contexts/shop/suggestions", headers=api.admin).json()["error"]
     assert "failed 1 time(s) in a row" in answer["message"] and message in answer["message"]
     api.db.clock.advance(31)
     # another worker (another process, after a restart) goes on from the stored count: back-off and seeds
