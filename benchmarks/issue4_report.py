@@ -33,7 +33,6 @@ RUNS = [
     "guided-length-300-thompson",
     "guided-llm-5000",
     "guided-llm-300",
-    "guided-llm-5000-thompson",
     "guided-llm-300-thompson",
 ]
 # two-sided 95% t quantiles by degrees of freedom (no scipy in the core dependencies)
