@@ -1,8 +1,8 @@
 """The optimizers' statistics alone: every strategy's real code, with a simulated writer instead of an LLM.
 
-    .venv/bin/python benchmarks/bench_policies.py            # about 10 min on 2 cores
+    .venv/bin/python benchmarks/bench_policies.py            # about 15 min on 2 cores
     .venv/bin/python benchmarks/bench_policies.py --quick    # 4 seeds, to try it
-    .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (5 min)
+    .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (2 min)
 
 The LLM-judge benchmarks (``bench_quality.py``) cost 20 minutes a seed, so they cannot say which drop
 rule, evidence window or serving policy is better: the noise of two or three seeds is as large as the
