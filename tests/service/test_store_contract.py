@@ -432,6 +432,18 @@ def test_thompson_serving_gates_the_schedule_on_the_mean_impressions(store):
     assert store.claim_due("w1", 30) is None
 
 
+def test_updating_a_context_ends_its_back_off_but_not_a_worker_lease(store):
+    store.create_context(CTX, CONFIG)
+    assert store.claim_due("w1", 30).context_id == CTX
+    store.release_lease(CTX, "w1", hold_seconds=600)  # the worker's back-off after a failed iteration
+    assert store.claim_due("w1", 30) is None
+    store.update_context(CTX, {**CONFIG, "llm": "scripted"})  # an admin fixes the cause
+    assert store.claim_due("w2", 30).context_id == CTX  # retried at once
+    store.update_context(CTX, CONFIG)  # while w2 holds the lease, it keeps it
+    assert store.claim_due("w3", 30) is None
+    assert store.get_context(CTX).leased_by == "w2"
+
+
 def test_pending_review_holds_the_schedule_back_but_not_a_request(store):
     a, b, c = seeded(store, {**CONFIG, "schedule": {"every_n_impressions": 1}})
     store.apply_iteration(CTX, 0, make_items(["Pending?"], 1), [a.item_id], pending=True)

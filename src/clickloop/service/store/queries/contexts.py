@@ -66,8 +66,10 @@ def create(tx: Tx, context_id: str, config: Mapping[str, Any], now: float) -> Co
 def update(tx: Tx, context_id: str, config: Mapping[str, Any], now: float) -> ContextRow:
     text, schedule = _checked(config)
     changed = tx.run(
+        # a back-off after failed iterations (lease_until with no worker) ends: the new config may fix the cause
         "UPDATE contexts SET config = ?, every_n_impressions = ?, every_seconds = ?, min_impressions_per_item = ?, "
-        "impressions_gate = ?, updated_at = ? WHERE context_id = ?",
+        "impressions_gate = ?, updated_at = ?, "
+        "lease_until = CASE WHEN leased_by IS NULL THEN NULL ELSE lease_until END WHERE context_id = ?",
         (text, *_schedule_columns(schedule), now, context_id),
     )
     if not changed:
