@@ -195,7 +195,7 @@ def serving_section(rows: list[dict[str, Any]]) -> list[str]:
             continue
         lines += [
             "",
-            f"## Serving, LLM judge, S = {budget}: the paper's loop against clickloop's recommended setup",
+            f"## Serving, LLM judge, S = {budget}: uniform against Thompson serving, paired by cell",
             "",
             f"`{thompson_run}` runs explore-exploit and guided-ee with every session served by Thompson",
             f"sampling, on seeds that `{uniform_run}` also ran; its IP_0s and judge scores came from the same",
