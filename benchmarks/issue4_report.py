@@ -245,6 +245,15 @@ def _cell(key: str) -> tuple[str, int]:
     return topic, int(seed)
 
 
+COLORS = {
+    "no-drop": "tab:blue",
+    "full-ctr": "tab:orange",
+    "explore-exploit": "tab:green",
+    "guided-ee": "tab:red",
+    "fixed-pool": "tab:purple",
+}
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -260,12 +269,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     for ax, (run, population) in zip(axes.flat, panels, strict=False):
         for r in rows:
             if (r["run"], r["population"]) == (run, population):
-                ax.plot(100 * np.asarray(r["ctr_curve"]), marker="o", markersize=3, label=r["strategy"])
+                color = COLORS.get(r["strategy"], "black")  # one colour per strategy in every panel
+                ax.plot(100 * np.asarray(r["ctr_curve"]), marker="o", markersize=3, label=r["strategy"], color=color)
         ax.set_title(f"{run}, {population}", fontsize=9)
         ax.set_xlabel("iteration i (pool IP_i)")
         ax.set_ylabel("pool CTR (%)")
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
+    for ax in axes.flat[: len(panels)]:
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
