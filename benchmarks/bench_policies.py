@@ -216,6 +216,7 @@ SWEEP: dict[str, dict[str, Any]] = {
     "guided-ee, patience_impressions 500": {"patience_impressions": 500},
     "guided-ee, drop_confidence 0.75": {"drop_confidence": 0.75},
     "guided-ee, patience 500, drop_confidence 0.75": {"patience_impressions": 500, "drop_confidence": 0.75},
+    "guided-ee, monotone_drops": {"monotone_drops": True},
 }
 
 

@@ -241,3 +241,13 @@ def test_history_weight_discounts_evidence_from_earlier_iterations():
     assert GuidedExploreExploit(history_weight=0, n_explore=0).droppable(state.pool_records, rng)[0] == [state.pool[0]]
     with pytest.raises(ConfigurationError, match="history_weight"):
         GuidedExploreExploit(history_weight=1.5)
+
+
+def test_monotone_drops_never_drop_an_item_while_a_worse_looking_one_stays():
+    # item 0 looks worst but has too few impressions to go; item 1 is confidently worse than the best
+    state = state_with([60, 3000, 3000, 3000, 3000], [0, 150, 600, 610, 620])
+    rng = np.random.default_rng(0)
+    plain = GuidedExploreExploit(n_explore=0, starved_fraction=0)  # so item 0 is not let go as starved
+    assert plain.droppable(state.pool_records, rng)[0] == [state.pool[1]]
+    monotone = GuidedExploreExploit(n_explore=0, starved_fraction=0, monotone_drops=True)
+    assert monotone.droppable(state.pool_records, rng)[0] == []

@@ -58,8 +58,10 @@ class GuidedExploreExploit:
     items the exploit prompt lists in order of posterior mean CTR (0: none). ``starved_fraction``: an
     item shown fewer times than this fraction of the pool's mean in the latest iteration is starved
     (0: never); ``starved_min_impressions``: the total impressions a starved, confidently worse item
-    needs. ``history_weight``: the weight of clicks and impressions from before the latest iteration in
-    the posteriors that rank, drop and target items (1: all iterations count alike; 0: the latest
+    needs. ``monotone_drops``: drop only the lowest-ranked items by posterior mean, so that an item is
+    never dropped while one that looks worse stays for want of impressions. ``history_weight``: the
+    weight of clicks and impressions from before the latest iteration in the posteriors that rank,
+    drop and target items (1: all iterations count alike; 0: the latest
     alone, as the paper's CTRs). An item's CTR falls as the pool around it improves, since users click
     at most one item, so old evidence flatters old items. The impression gates count every iteration.
     """
@@ -79,6 +81,7 @@ class GuidedExploreExploit:
     starved_fraction: float = 0.1
     starved_min_impressions: int = 25
     history_weight: float = 1.0
+    monotone_drops: bool = False
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -160,6 +163,15 @@ class GuidedExploreExploit:
             )
         ]
         eligible.sort(key=lambda k: (means[k], k))
+        if self.monotone_drops:  # never drop an item while one that looks worse stays (too few impressions)
+            ranked = sorted(range(len(records)), key=lambda k: (means[k], k))
+            allowed = set(eligible)
+            prefix = []
+            for k in ranked:
+                if k not in allowed:
+                    break
+                prefix.append(k)
+            eligible = prefix
         drop = [records[k].item.item_id for k in eligible[: self.n_explore + self.n_exploit]]
         return drop, {r.item.item_id: float(p) for r, p in zip(records, p_worse, strict=True)}
 
