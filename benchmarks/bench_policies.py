@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_policies.py            # about 15 min on 2 cores
     .venv/bin/python benchmarks/bench_policies.py --quick    # 4 seeds, to try it
     .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (2 min)
+    .venv/bin/python benchmarks/bench_policies.py --calibrate   # the 1.5B's exploit steps, from committed runs
+    .venv/bin/python benchmarks/bench_policies.py --diagnose    # turnover and pool scores, Thompson, S = 300
 
 The LLM-judge benchmarks (``bench_quality.py``) cost 20 minutes a seed, so they cannot say which drop
 rule, evidence window or serving policy is better: the noise of two or three seeds is as large as the
@@ -13,17 +15,23 @@ is the exploit target, and what users are shown.
 
 The task is the paper's length judge QS-w (Appendix E): a question of w words scores
 (w - 4) * 9/11 + 1, clipped to [1, 10]; the optimum CTR is 60.6%. The simulated writer, calibrated on
-what the embedded 1.5B wrote in the ``guided-length-*`` runs:
+what the embedded 1.5B wrote in the ``guided-length-*`` runs (``--calibrate`` measures it):
 
 * initial pool and explore items: N(9.7, 3.0) words, rounded and clipped to 4..15 (the 1.5B's IP_0
   scored 5.7 ± 2.5 there), since exploring knows nothing of what users click;
 * exploit items (``exploit``, ``iterate_ctr``, ``guided_exploit``): the target's length plus a rounded
   N(mu, sd) step, clipped to 4..15 words. Two writers: ``faithful`` (mu = 0, sd = 1.5: as good as the
   target on average) and ``regressing`` (mu = -1.3, sd = 1.8 words, i.e. 1.1 points below the target
-  with a spread of 1.5: what the 1.5B's exploit items did against their targets, -1.06 to -1.55
+  with a spread of 1.5: what the 1.5B's exploit items did against their targets, -1.02 to -1.55
   points). The target is what the prompt names: guided-ee's Thompson choice, or for the paper's
   prompts the question listed with the highest CTR. The simulated writer reads CTRs perfectly, as
   GPT-4 did in the paper and the 1.5B does not.
+
+``--calibrate`` reads the committed ``guided-*`` runs: the score of each guided-ee exploit item minus
+its target's (its notes name the target), and the scores of initial and explore items
+(``results/policies_calibration.json``). ``--diagnose`` reruns explore-exploit and guided-ee at
+S = 300 under Thompson serving (regressing writer, 8 seeds) and counts new items per iteration and the
+mean scores of the pools' items, best first (``results/policies_diagnosis.json``).
 
 ``--sweep`` instead varies guided-ee's drop rule (``patience_impressions``, ``drop_confidence``) at
 S = 300, beside explore-exploit, for the regressing writer (``results/policies_sweep.{json,md}``).
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import sys
 import tempfile
@@ -220,11 +229,71 @@ SWEEP: dict[str, dict[str, Any]] = {
 }
 
 
+def calibrate() -> dict[str, Any]:
+    """What the 1.5B wrote in the committed guided-* runs: exploit minus target score, and the scores
+    of initial and explore items (mean, sd, n), per run."""
+    out = {}
+    for run in sorted(p.name for p in RESULTS.glob("guided-*") if (p / "cells").is_dir()):
+        steps, explore, initial = [], [], []
+        for cell in sorted((RESULTS / run / "cells").glob("*/guided-ee/*/seed-*")):
+            score, provenance = {}, {}
+            for path in sorted(cell.glob("iter-*.json")):
+                for row in json.loads(path.read_text())["pool"]:
+                    score[row["item_id"]], provenance[row["item_id"]] = row["mean_score"], row["provenance"]
+            for item_id, origin in provenance.items():
+                target = origin["notes"].get("target")
+                if origin["origin"] == "exploit" and target in score:
+                    steps.append(score[item_id] - score[target])
+                elif origin["origin"] == "explore":
+                    explore.append(score[item_id])
+                elif origin["origin"] == "initial":
+                    initial.append(score[item_id])
+        out[run] = {
+            name: {"mean": round(float(np.mean(v)), 2), "sd": round(float(np.std(v)), 2), "n": len(v)}
+            for name, v in (("exploit_minus_target", steps), ("explore", explore), ("initial", initial))
+            if v
+        }
+    return out
+
+
+def diagnose(out_root: Path) -> dict[str, Any]:
+    """New items per iteration and the pools' mean scores, best first, under Thompson serving at S = 300."""
+    options = {"n_sessions": 300, "serving": "thompson", "strategies": ["explore-exploit", "guided-ee"]}
+    run_setting("diagnosis", "regressing", options, list(range(1, 9)), out_root)
+    out = {}
+    for arm in options["strategies"]:
+        new, pools = [], []
+        for cell in sorted(out_root.glob(f"*/cells/*/{arm}/*/seed-*")):
+            previous: set[str] | None = None
+            for path in sorted(cell.glob("iter-*.json")):
+                rows = json.loads(path.read_text())["pool"]
+                ids = {row["item_id"] for row in rows}
+                if previous is not None:
+                    new.append(len(ids - previous))
+                previous = ids
+                pools.append(sorted((row["mean_score"] for row in rows), reverse=True))
+        out[arm] = {
+            "new_items_per_iteration": round(float(np.mean(new)), 2),
+            "mean_scores_best_first": [round(float(x), 2) for x in np.mean(pools, axis=0)],
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 seeds instead of 40")
     parser.add_argument("--sweep", action="store_true", help="guided-ee's drop options at S = 300 (20 seeds)")
+    parser.add_argument("--calibrate", action="store_true", help="the 1.5B's exploit steps in the committed runs")
+    parser.add_argument("--diagnose", action="store_true", help="turnover and pool scores under Thompson serving")
     args = parser.parse_args()
+    if args.calibrate or args.diagnose:
+        with tempfile.TemporaryDirectory(prefix="clickloop-policies-") as tmp:
+            name, found = (
+                ("policies_calibration", calibrate()) if args.calibrate else ("policies_diagnosis", diagnose(Path(tmp)))
+            )
+        save(name, {"benchmark": name, "machine": machine(), "results": found})
+        print(json.dumps(found, indent=1))
+        return
     seeds = list(range(1, 5 if args.quick else 21 if args.sweep else 41))
     writers, settings, variants, name = list(WRITERS), SETTINGS, VARIANTS, "policies"
     if args.sweep:

@@ -76,7 +76,7 @@ CONFIGS["guided-llm-300"]["seeds"] = [1, 2, 3, 4]
 CONFIGS["guided-length-300-thompson"] = dict(
     CONFIGS["guided-length-300"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
 )
-# the LLM judge served by Thompson sampling: clickloop's recommended setup against the paper's loop.
+# the LLM judge served by Thompson sampling, beside the uniform-served run.
 # Run after guided-llm-300: these seeds' IP_0s (and judge scores) then come from the shared cache, so
 # each cell pairs with the uniform cell of the same topic, persona and seed. A cold run of another
 # session does not reproduce them (seen here: the same requests, seeds included, gave other answers in a

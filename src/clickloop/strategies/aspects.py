@@ -107,8 +107,9 @@ _MAX_VECTORS = 20_000
 
 
 def _embeddings(texts: Sequence[str]) -> np.ndarray:
-    """Unit embeddings of ``texts``, one row each. Each text is encoded alone (never padded in a batch),
-    so its vector, and every decision taken on it, does not depend on what it was encoded with."""
+    """Unit embeddings of ``texts`` (non-empty), one row each. Each text is encoded alone (never padded
+    in a batch), so its vector, and every decision taken on it, does not depend on what it was encoded
+    with."""
     from clickloop.embedding.minilm import load_minilm  # the model loads on first use only
 
     for text in dict.fromkeys(texts):
@@ -116,13 +117,7 @@ def _embeddings(texts: Sequence[str]) -> np.ndarray:
             if len(_VECTORS) >= _MAX_VECTORS:
                 _VECTORS.clear()
             _VECTORS[text] = load_minilm().encode([text])[0]
-    if not texts:
-        return np.zeros((0, load_minilm().dimension), dtype=np.float32)
     return np.stack([_VECTORS[t] for t in texts])
-
-
-def _embedding(text: str) -> np.ndarray:
-    return _embeddings([text])[0]
 
 
 @dataclass(frozen=True)
@@ -152,27 +147,26 @@ class AspectGrouper:
         """The threshold in use."""
         return DEFAULT_THRESHOLDS[self.method] if self.threshold is None else float(self.threshold)
 
-    def similarity(self, a: str, b: str, topic: str = "") -> float:
+    def matrix(self, a: Sequence[str], b: Sequence[str], topic: str = "") -> np.ndarray:
+        """Similarities in [0, 1] of every text of ``a`` (rows) to every text of ``b`` (columns)."""
+        if not a or not b:
+            return np.zeros((len(a), len(b)))
         if self.method == "minilm":
-            return float(np.clip(_embedding(a) @ _embedding(b), 0.0, 1.0))
-        return overlap(aspect_key(a, topic), aspect_key(b, topic))
+            return np.clip(_embeddings(a) @ _embeddings(b).T, 0.0, 1.0)
+        keys_b = [aspect_key(t, topic) for t in b]
+        return np.array([[overlap(aspect_key(t, topic), k) for k in keys_b] for t in a])
+
+    def similarity(self, a: str, b: str, topic: str = "") -> float:
+        return float(self.matrix([a], [b], topic)[0, 0])
 
     def groups(self, texts: Sequence[str], topic: str = "") -> list[int]:
         """A group number per text (0, 1, ... in order of first appearance)."""
-        if self.method == "minilm":
-            vectors = _embeddings(texts)
-            cosine = np.clip(vectors @ vectors.T, 0.0, 1.0)
-            return greedy_groups(list(range(len(texts))), lambda i, j: float(cosine[i, j]), self.cutoff)
-        return greedy_groups([aspect_key(t, topic) for t in texts], overlap, self.cutoff)
+        pairs = self.matrix(texts, texts, topic)
+        return greedy_groups(list(range(len(texts))), lambda i, j: float(pairs[i, j]), self.cutoff)
 
     def novelty(self, text: str, others: Sequence[str], topic: str = "") -> float:
         """1 - the highest similarity of ``text`` to any of ``others`` (1 = a wholly new aspect)."""
-        if self.method == "minilm":
-            if not others:
-                return 1.0
-            return 1.0 - float(np.clip(_embeddings(others) @ _embedding(text), 0.0, 1.0).max())
-        key = aspect_key(text, topic)
-        return 1.0 - max((overlap(key, aspect_key(o, topic)) for o in others), default=0.0)
+        return 1.0 - float(self.matrix([text], others, topic).max(initial=0.0))
 
     def label(self, text: str, topic: str = "") -> str:
         """A short readable name of the aspect: its content-word stems, sorted (for either method)."""

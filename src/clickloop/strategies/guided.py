@@ -27,6 +27,7 @@ the new item's provenance:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -61,9 +62,9 @@ class GuidedExploreExploit:
     needs. ``monotone_drops``: drop only the lowest-ranked items by posterior mean, so that an item is
     never dropped while one that looks worse stays for want of impressions. ``history_weight``: the
     weight of clicks and impressions from before the latest iteration in the posteriors that rank,
-    drop and target items (1: all iterations count alike; 0: the latest
-    alone, as the paper's CTRs). An item's CTR falls as the pool around it improves, since users click
-    at most one item, so old evidence flatters old items. The impression gates count every iteration.
+    drop and target items (1: all iterations count alike; 0: the latest alone, as the paper's CTRs).
+    An item's CTR falls as the pool around it improves, since users click at most one item, so old
+    evidence flatters old items. The impression gates count every iteration.
     """
 
     n_explore: int = 1
@@ -100,22 +101,16 @@ class GuidedExploreExploit:
                 raise ConfigurationError(f"guided-ee {field_name} ({value!r}) must be an integer >= {minimum}")
         if self.n_explore + self.n_exploit < 1:
             raise ConfigurationError("guided-ee needs n_explore + n_exploit >= 1")
-        if not 0.5 <= self.drop_confidence < 1:
-            raise ConfigurationError(
-                f"guided-ee drop_confidence ({self.drop_confidence!r}) must be in [0.5, 1), e.g. 0.9"
-            )
-        if isinstance(self.history_weight, bool) or not (
-            isinstance(self.history_weight, int | float) and 0 <= self.history_weight <= 1
+        for field_name, low, high, closed, hint in (
+            ("drop_confidence", 0.5, 1, False, "e.g. 0.9"),
+            ("history_weight", 0, 1, True, "1 counts every iteration alike"),
+            ("starved_fraction", 0, 1, False, "e.g. 0.1; 0 turns it off"),
         ):
-            raise ConfigurationError(
-                f"guided-ee history_weight ({self.history_weight!r}) must be in [0, 1]; 1 counts every iteration alike"
-            )
-        if isinstance(self.starved_fraction, bool) or not (
-            isinstance(self.starved_fraction, int | float) and 0 <= self.starved_fraction < 1
-        ):
-            raise ConfigurationError(
-                f"guided-ee starved_fraction ({self.starved_fraction!r}) must be in [0, 1), e.g. 0.1; 0 turns it off"
-            )
+            value = getattr(self, field_name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and low <= value and (value <= high if closed else value < high)):
+                interval = f"[{low}, {high}{']' if closed else ')'}"
+                raise ConfigurationError(f"guided-ee {field_name} ({value!r}) must be in {interval}; {hint}")
         BetaPrior(self.prior_alpha, self.prior_beta)
         AspectGrouper(self.aspect_threshold, self.aspect_method)  # validates both
         if self.aspect_method == "minilm":
@@ -165,13 +160,7 @@ class GuidedExploreExploit:
         eligible.sort(key=lambda k: (means[k], k))
         if self.monotone_drops:  # never drop an item while one that looks worse stays (too few impressions)
             ranked = sorted(range(len(records)), key=lambda k: (means[k], k))
-            allowed = set(eligible)
-            prefix = []
-            for k in ranked:
-                if k not in allowed:
-                    break
-                prefix.append(k)
-            eligible = prefix
+            eligible = list(itertools.takewhile(set(eligible).__contains__, ranked))
         drop = [records[k].item.item_id for k in eligible[: self.n_explore + self.n_exploit]]
         return drop, {r.item.item_id: float(p) for r, p in zip(records, p_worse, strict=True)}
 
