@@ -1,9 +1,12 @@
 """Client routes: suggestions and event batches, their outcomes, limits and what a 4xx leaves behind."""
 
 import json
+import random
 import re
 
 import pytest
+
+from clickloop.service.routes import serving
 
 
 def click(shown, key, item=0, **extra):
@@ -258,7 +261,10 @@ def test_bodies_that_are_not_json_objects(sqlite_api, content, content_type, sta
     assert sqlite_api.store.event_counts() == {}
 
 
-def test_thompson_serving_learns_to_show_the_clicked_item(api):
+def test_thompson_serving_learns_to_show_the_clicked_item(api, monkeypatch):
+    # the serving draws are seeded, so the run is one fixed sample: unseeded, 3 of 260 seeds tried
+    # failed a bound below by chance (it made CI flaky)
+    monkeypatch.setattr(serving, "_pick", random.Random(0))
     api.ready_context("shop", k_shown=1, serving="thompson", serving_refresh_seconds=0)
     favourite = api.store.live_pool("shop").entries[0].item.item_id
     shown_favourite = []
