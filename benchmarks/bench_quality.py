@@ -9,6 +9,8 @@
     .venv/bin/python benchmarks/bench_quality.py guided-length-300-thompson   # served by Thompson sampling
     .venv/bin/python benchmarks/bench_quality.py guided-length-1000
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-thompson     # LLM judge, Thompson-served
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds56          # seeds 5-6, uniform arms
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds56-thompson # then the Thompson arms
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -83,6 +85,16 @@ CONFIGS["guided-length-300-thompson"] = dict(
 # later session, so without the cache a rerun of a committed run is a new sample, not a replay).
 CONFIGS["guided-llm-300-thompson"] = dict(
     CONFIGS["guided-llm-300"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[3]
+)
+
+# guided-ee's drop floor lowered to 20 impressions (it was 100, which shielded the bad items Thompson
+# serving starves). Two new seeds: the paper's explore-exploit served uniformly and the fixed-pool bandit,
+# then (run after, so the IP_0s pair through the cache) explore-exploit and guided-ee served by Thompson.
+CONFIGS["guided-llm-300-seeds56"] = dict(
+    CONFIGS["guided-llm-300"], strategies=["explore-exploit", "fixed-pool"], seeds=[5, 6]
+)
+CONFIGS["guided-llm-300-seeds56-thompson"] = dict(
+    CONFIGS["guided-llm-300-seeds56"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
 )
 
 

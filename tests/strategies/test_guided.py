@@ -56,7 +56,7 @@ CANDIDATES = [
 
 
 def test_no_drop_and_no_llm_call_without_enough_evidence():
-    state = state_with([20] * 5, [0, 1, 2, 3, 4])  # below min_impressions=100
+    state = state_with([10] * 5, [0, 1, 2, 3, 4])  # below min_impressions=20, however bad 0 of 10 looks
     w, llm = make_writer(Responder(CANDIDATES))
     after = GuidedExploreExploit().step(state, w, np.random.default_rng(0))
     assert after.pool == state.pool and after.iteration == 1
@@ -91,24 +91,27 @@ def starved_state(starved_total):
     return observe(state, {i: ItemStats(0 if k == 0 else 225, 0 if k == 0 else 25) for k, i in enumerate(state.pool)})
 
 
-def test_a_starved_confidently_worse_item_goes_before_min_impressions():
+def test_a_starved_confidently_worse_item_goes_at_min_impressions():
+    # Thompson serving stopped showing item 0 after 60 impressions: with the old floor of 100 it could
+    # never go, and the drops fell on the well-measured items instead
     state = starved_state(60)
     w, _ = make_writer(Responder(CANDIDATES))
     after = GuidedExploreExploit().step(state, w, np.random.default_rng(0))
     assert [i for i in state.pool if i not in after.pool] == [state.pool[0]]
-    new = after.history[after.pool[-1]].item
-    assert dict(new.provenance.notes)["dropped"].endswith("*")
-    # the rule off, or too few impressions: it stays (60 < min_impressions = 100)
-    for strategy in (GuidedExploreExploit(starved_fraction=0), GuidedExploreExploit(starved_min_impressions=61)):
-        w, llm = make_writer(Responder(CANDIDATES))
-        assert strategy.step(state, w, np.random.default_rng(0)).pool == state.pool
-        assert llm.requests == []
+    # a higher floor keeps it, and with it the whole pool (no LLM call)
+    w, llm = make_writer(Responder(CANDIDATES))
+    assert GuidedExploreExploit(min_impressions=61).step(state, w, np.random.default_rng(0)).pool == state.pool
+    assert llm.requests == []
 
 
-def test_uniformly_served_items_are_never_starved():
-    state = state_with([180, 170, 190, 185, 175], [0, 30, 31, 32, 33])
-    assert GuidedExploreExploit().starved(state.pool_records) == set()
-    assert GuidedExploreExploit().starved(starved_state(60).pool_records) == {state.pool[0]}
+def test_a_handful_of_impressions_never_drops_an_item():
+    # 0 of 19 against 30%: P(worse) is about 0.999, yet 19 < min_impressions = 20
+    state = state_with([19, 300, 300, 300, 300], [0, 90, 91, 92, 93])
+    w, llm = make_writer(Responder(CANDIDATES))
+    assert GuidedExploreExploit().step(state, w, np.random.default_rng(0)).pool == state.pool
+    assert llm.requests == []
+    drop, p_worse = GuidedExploreExploit(min_impressions=19).droppable(state.pool_records, np.random.default_rng(0))
+    assert drop == [state.pool[0]] and p_worse[state.pool[0]] > 0.99
 
 
 def test_exploit_prompt_has_target_and_aspect_but_no_numbers():
@@ -169,8 +172,6 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"prior_alpha": 0}, "alpha"),
         ({"aspect_threshold": 0}, "threshold"),
         ({"min_impressions": -1}, "min_impressions"),
-        ({"starved_fraction": 1.0}, "starved_fraction"),
-        ({"starved_min_impressions": -1}, "starved_min_impressions"),
     ],
 )
 def test_bad_options(options, match):
@@ -247,7 +248,7 @@ def test_monotone_drops_never_drop_an_item_while_a_worse_looking_one_stays():
     # item 0 looks worst but has too few impressions to go; item 1 is confidently worse than the best
     state = state_with([60, 3000, 3000, 3000, 3000], [0, 150, 600, 610, 620])
     rng = np.random.default_rng(0)
-    plain = GuidedExploreExploit(n_explore=0, starved_fraction=0)  # so item 0 is not let go as starved
+    plain = GuidedExploreExploit(n_explore=0, min_impressions=100)
     assert plain.droppable(state.pool_records, rng)[0] == [state.pool[1]]
-    monotone = GuidedExploreExploit(n_explore=0, starved_fraction=0, monotone_drops=True)
+    monotone = GuidedExploreExploit(n_explore=0, min_impressions=100, monotone_drops=True)
     assert monotone.droppable(state.pool_records, rng)[0] == []

@@ -8,13 +8,13 @@ the new item's provenance:
 
 1. **Drop** only items that are confidently worse: at least ``min_impressions`` impressions and
    P(theta_i < theta_best other) >= ``drop_confidence``; or, so near-equal pools still turn over,
-   ``patience_impressions`` impressions. An item that adaptive serving (Thompson sampling) starves,
-   shown less than ``starved_fraction`` of the pool's mean impressions in the latest iteration, needs
-   only ``starved_min_impressions``: the policy is already sure of it and would never show it
-   ``min_impressions`` times, so the slot would be lost for good. Uniform serving never starves an item.
+   ``patience_impressions`` impressions. ``min_impressions`` is low (20) on purpose: under adaptive
+   serving (Thompson sampling) a bad item is shown ever less, so a high floor shields exactly the bad,
+   new items while the drops fall on old, well-measured, good ones (``bench_policies.py`` measured it);
+   the posterior already demands more evidence of an item that is not clearly worse.
    At most ``n_explore + n_exploit`` go, lowest posterior mean first, and as many new items come in,
    so |IP| stays put. With nothing to drop the pool is kept and no LLM call is made. The new items'
-   ``dropped`` note lists each dropped id with its P(worse), ``*`` marking a starved one.
+   ``dropped`` note lists each dropped id with its P(worse).
 2. **Exploit** target by Thompson sampling over the kept items, skipping targets whose aspect already
    has ``max_per_aspect`` live items (the paper's "more than 2 questions on that topic" rule, enforced
    by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
@@ -56,11 +56,9 @@ class GuidedExploreExploit:
     ``prior_alpha``/``prior_beta``: the Beta prior of every item's CTR (pseudo-clicks / -non-clicks).
     ``aspect_method``/``aspect_threshold``: how items are grouped by aspect (``words`` or ``minilm``) and
     at what similarity (None: the method's default); see :class:`AspectGrouper`. ``n_ranked``: history
-    items the exploit prompt lists in order of posterior mean CTR (0: none). ``starved_fraction``: an
-    item shown fewer times than this fraction of the pool's mean in the latest iteration is starved
-    (0: never); ``starved_min_impressions``: the total impressions a starved, confidently worse item
-    needs. ``monotone_drops``: drop only the lowest-ranked items by posterior mean, so that an item is
-    never dropped while one that looks worse stays for want of impressions. ``history_weight``: the
+    items the exploit prompt lists in order of posterior mean CTR (0: none). ``monotone_drops``: drop
+    only the lowest-ranked items by posterior mean, so that an item is never dropped while one that
+    looks worse stays for want of impressions. ``history_weight``: the
     weight of clicks and impressions from before the latest iteration in the posteriors that rank,
     drop and target items (1: all iterations count alike; 0: the latest alone, as the paper's CTRs).
     An item's CTR falls as the pool around it improves, since users click at most one item, so old
@@ -71,7 +69,7 @@ class GuidedExploreExploit:
     n_exploit: int = 1
     n_candidates: int = 3
     max_per_aspect: int = 2
-    min_impressions: int = 100
+    min_impressions: int = 20
     drop_confidence: float = 0.9
     patience_impressions: int = 2000
     prior_alpha: float = 1.0
@@ -79,8 +77,6 @@ class GuidedExploreExploit:
     aspect_threshold: float | None = None
     aspect_method: str = "words"
     n_ranked: int = 10
-    starved_fraction: float = 0.1
-    starved_min_impressions: int = 25
     history_weight: float = 1.0
     monotone_drops: bool = False
     name = "guided-ee"
@@ -94,7 +90,6 @@ class GuidedExploreExploit:
             ("min_impressions", 0),
             ("patience_impressions", 1),
             ("n_ranked", 0),
-            ("starved_min_impressions", 0),
         ):
             value = getattr(self, field_name)
             if not isinstance(value, int) or value < minimum:
@@ -104,7 +99,6 @@ class GuidedExploreExploit:
         for field_name, low, high, closed, hint in (
             ("drop_confidence", 0.5, 1, False, "e.g. 0.9"),
             ("history_weight", 0, 1, True, "1 counts every iteration alike"),
-            ("starved_fraction", 0, 1, False, "e.g. 0.1; 0 turns it off"),
         ):
             value = getattr(self, field_name)
             number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -145,17 +139,11 @@ class GuidedExploreExploit:
         p_worse = prob_below_best(evidence, rng, self.prior)
         alpha, beta = posteriors(evidence, self.prior)
         means = alpha / (alpha + beta)
-        starved = self.starved(records)
         eligible = [
             k
             for k, s in enumerate(stats)
             if (s.impressions >= self.min_impressions and p_worse[k] >= self.drop_confidence)
             or s.impressions >= max(self.min_impressions, self.patience_impressions)
-            or (
-                records[k].item.item_id in starved
-                and s.impressions >= self.starved_min_impressions
-                and p_worse[k] >= self.drop_confidence
-            )
         ]
         eligible.sort(key=lambda k: (means[k], k))
         if self.monotone_drops:  # never drop an item while one that looks worse stays (too few impressions)
@@ -163,12 +151,6 @@ class GuidedExploreExploit:
             eligible = list(itertools.takewhile(set(eligible).__contains__, ranked))
         drop = [records[k].item.item_id for k in eligible[: self.n_explore + self.n_exploit]]
         return drop, {r.item.item_id: float(p) for r, p in zip(records, p_worse, strict=True)}
-
-    def starved(self, records: list[ItemRecord]) -> set[str]:
-        """Ids shown fewer than ``starved_fraction`` of the pool's mean impressions in the latest iteration."""
-        latest = [r.stats.impressions for r in records]
-        below = self.starved_fraction * sum(latest) / max(len(latest), 1)
-        return {r.item.item_id for r, n in zip(records, latest, strict=True) if n < below}
 
     def ranked(self, records: list[ItemRecord]) -> str:
         """The ``n_ranked`` records of highest posterior mean CTR, ascending, as ``Question:`` lines."""
@@ -187,8 +169,7 @@ class GuidedExploreExploit:
         kept = [r for r in state.pool_records if r.item.item_id not in drop]
         n_exploit = min(self.n_exploit, len(drop)) if kept else 0
         n_explore = len(drop) - n_exploit
-        starved = self.starved(state.pool_records)
-        dropped_note = ",".join(f"{i}:{p_worse[i]:.3f}{'*' if i in starved else ''}" for i in drop)
+        dropped_note = ",".join(f"{i}:{p_worse[i]:.3f}" for i in drop)
         new: list[Item] = []
         for _ in range(n_exploit):
             new.append(self._exploit(state, writer, rng, grouper, kept, new, dropped_note))
