@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_policies.py            # about 15 min on 2 cores
     .venv/bin/python benchmarks/bench_policies.py --quick    # 4 seeds, to try it
-    .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (2 min)
+    .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (3 min)
     .venv/bin/python benchmarks/bench_policies.py --calibrate   # the 1.5B's exploit steps, from committed runs
     .venv/bin/python benchmarks/bench_policies.py --diagnose    # turnover and pool scores, Thompson, S = 300
 
@@ -33,8 +33,9 @@ its target's (its notes name the target), and the scores of initial and explore 
 S = 300 under Thompson serving (regressing writer, 8 seeds) and counts new items per iteration and the
 mean scores of the pools' items, best first (``results/policies_diagnosis.json``).
 
-``--sweep`` instead varies guided-ee's drop rule (``patience_impressions``, ``drop_confidence``) at
-S = 300, beside explore-exploit, for the regressing writer (``results/policies_sweep.{json,md}``).
+``--sweep`` instead varies guided-ee's drop rule (``min_impressions``, ``patience_impressions``,
+``drop_confidence``, ``history_weight``, ``monotone_drops``) at S = 300, beside explore-exploit, for
+the regressing writer, 40 seeds (``results/policies_sweep.{json,md}``).
 
 Each question is made of random filler words, so no two collide. Answers are a function of the
 request, the seed included, so every run is reproducible. Writes ``results/policies.json`` and
@@ -221,10 +222,12 @@ def run_all(
 
 SWEEP_ARMS = ["explore-exploit", "guided-ee"]
 SWEEP: dict[str, dict[str, Any]] = {
-    "guided-ee, patience_impressions 1000": {"patience_impressions": 1000},
+    "guided-ee, min_impressions 100 (before 2026-12-01)": {"min_impressions": 100},
+    "guided-ee, min_impressions 50": {"min_impressions": 50},
     "guided-ee, patience_impressions 500": {"patience_impressions": 500},
     "guided-ee, drop_confidence 0.75": {"drop_confidence": 0.75},
-    "guided-ee, patience 500, drop_confidence 0.75": {"patience_impressions": 500, "drop_confidence": 0.75},
+    "guided-ee, drop_confidence 0.95": {"drop_confidence": 0.95},
+    "guided-ee, history_weight 0.5": {"history_weight": 0.5},
     "guided-ee, monotone_drops": {"monotone_drops": True},
 }
 
@@ -282,7 +285,7 @@ def diagnose(out_root: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 seeds instead of 40")
-    parser.add_argument("--sweep", action="store_true", help="guided-ee's drop options at S = 300 (20 seeds)")
+    parser.add_argument("--sweep", action="store_true", help="guided-ee's drop options at S = 300")
     parser.add_argument("--calibrate", action="store_true", help="the 1.5B's exploit steps in the committed runs")
     parser.add_argument("--diagnose", action="store_true", help="turnover and pool scores under Thompson serving")
     args = parser.parse_args()
@@ -294,7 +297,7 @@ def main() -> None:
         save(name, {"benchmark": name, "machine": machine(), "results": found})
         print(json.dumps(found, indent=1))
         return
-    seeds = list(range(1, 5 if args.quick else 21 if args.sweep else 41))
+    seeds = list(range(1, 5 if args.quick else 41))
     writers, settings, variants, name = list(WRITERS), SETTINGS, VARIANTS, "policies"
     if args.sweep:
         writers, variants, name = ["regressing"], SWEEP, "policies_sweep"

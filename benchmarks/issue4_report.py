@@ -34,6 +34,21 @@ RUNS = [
     "guided-llm-5000",
     "guided-llm-300",
     "guided-llm-300-thompson",
+    "guided-llm-300-seeds56",
+    "guided-llm-300-seeds56-thompson",
+]
+# (uniform-served run, Thompson-served run on the same seeds through the same cache, what to know of it)
+SERVING_PAIRS = [
+    (
+        "guided-llm-300",
+        "guided-llm-300-thompson",
+        "Seed 3. guided-ee ran with its old drop floor (`min_impressions` 100, and a rule for starved items).",
+    ),
+    (
+        "guided-llm-300-seeds56",
+        "guided-llm-300-seeds56-thompson",
+        "Seeds 5 and 6. guided-ee ran with its current drop floor (`min_impressions` 20).",
+    ),
 ]
 # two-sided 95% t quantiles by degrees of freedom (no scipy in the core dependencies)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -186,16 +201,17 @@ def initial_pool(run: str, population: str, topic: str, seed: int) -> tuple[str,
 
 
 def serving_section(rows: list[dict[str, Any]]) -> list[str]:
-    """Uniform against Thompson serving on the LLM judge, paired by cell across the two runs of a budget."""
+    """Uniform against Thompson serving on the LLM judge, paired by cell across the runs of each pair."""
     lines: list[str] = []
-    for budget in (300, 5000):
-        uniform_run, thompson_run = f"guided-llm-{budget}", f"guided-llm-{budget}-thompson"
+    for uniform_run, thompson_run, note in SERVING_PAIRS:
         arms = {(r["run"], r["population"], r["strategy"]): r for r in rows if r["run"] in (uniform_run, thompson_run)}
         if not any(run == thompson_run for run, _, _ in arms):
             continue
         lines += [
             "",
-            f"## Serving, LLM judge, S = {budget}: uniform against Thompson serving, paired by cell",
+            f"## Serving, LLM judge: `{uniform_run}` (uniform) against `{thompson_run}`, paired by cell",
+            "",
+            note,
             "",
             f"`{thompson_run}` runs explore-exploit and guided-ee with every session served by Thompson",
             f"sampling, on seeds that `{uniform_run}` also ran; its IP_0s and judge scores came from the same",
