@@ -1,10 +1,11 @@
 """The optimizers' statistics alone: every strategy's real code, with a simulated writer instead of an LLM.
 
-    .venv/bin/python benchmarks/bench_policies.py            # about 15 min on 2 cores
+    .venv/bin/python benchmarks/bench_policies.py            # about 10 min on 2 cores
     .venv/bin/python benchmarks/bench_policies.py --quick    # 4 seeds, to try it
     .venv/bin/python benchmarks/bench_policies.py --sweep    # guided-ee's drop options at S = 300 (3 min)
     .venv/bin/python benchmarks/bench_policies.py --calibrate   # the 1.5B's exploit steps, from committed runs
     .venv/bin/python benchmarks/bench_policies.py --diagnose    # turnover and pool scores, Thompson, S = 300
+    .venv/bin/python benchmarks/bench_policies.py --trace 3     # one seed's pools, iteration by iteration
 
 The LLM-judge benchmarks (``bench_quality.py``) cost 20 minutes a seed, so they cannot say which drop
 rule, evidence window or serving policy is better: the noise of two or three seeds is as large as the
@@ -32,6 +33,10 @@ its target's (its notes name the target), and the scores of initial and explore 
 (``results/policies_calibration.json``). ``--diagnose`` reruns explore-exploit and guided-ee at
 S = 300 under Thompson serving (regressing writer, 8 seeds) and counts new items per iteration and the
 mean scores of the pools' items, best first (``results/policies_diagnosis.json``).
+
+``--trace SEED`` prints, for one seed at S = 300 under Thompson serving (regressing writer), every
+pool of guided-ee with ``min_impressions`` 100 and 20 and of explore-exploit: each item's score,
+clicks / impressions in that iteration and impressions in all, and the scores of the items dropped.
 
 ``--sweep`` instead varies guided-ee's drop rule (``min_impressions``, ``patience_impressions``,
 ``drop_confidence``, ``history_weight``, ``monotone_drops``) at S = 300, beside explore-exploit, for
@@ -222,7 +227,7 @@ def run_all(
 
 SWEEP_ARMS = ["explore-exploit", "guided-ee"]
 SWEEP: dict[str, dict[str, Any]] = {
-    "guided-ee, min_impressions 100 (before 2026-12-01)": {"min_impressions": 100},
+    "guided-ee, min_impressions 100": {"min_impressions": 100},
     "guided-ee, min_impressions 50": {"min_impressions": 50},
     "guided-ee, patience_impressions 500": {"patience_impressions": 500},
     "guided-ee, drop_confidence 0.75": {"drop_confidence": 0.75},
@@ -282,13 +287,47 @@ def diagnose(out_root: Path) -> dict[str, Any]:
     return out
 
 
+def trace(seed: int, out_root: Path) -> str:
+    """Every pool of one seed, as text (see the module docstring)."""
+    options = {"n_sessions": 300, "serving": "thompson", "strategies": ["explore-exploit", "guided-ee"]}
+    run_setting("trace", "regressing", options, [seed], out_root)
+    old = {**options, "strategies": ["guided-ee"], "strategy_options": {"guided-ee": {"min_impressions": 100}}}
+    run_setting("trace min100", "regressing", old, [seed], out_root)
+    lines = []
+    for label, pattern in (
+        ("guided-ee, min_impressions 100", "*min100/cells/*/guided-ee/*/seed-*"),
+        ("guided-ee, min_impressions 20 (default)", "*trace/cells/*/guided-ee/*/seed-*"),
+        ("explore-exploit", "*trace/cells/*/explore-exploit/*/seed-*"),
+    ):
+        lines.append(f"== {label}: score:clicks/impressions(impressions in all), best first")
+        totals: dict[str, int] = {}
+        before: dict[str, float] = {}
+        for path in sorted(next(out_root.glob(pattern)).glob("iter-*.json")):
+            record = json.loads(path.read_text())
+            rows = sorted(record["pool"], key=lambda row: -row["mean_score"])
+            gone = [score for item_id, score in before.items() if item_id not in {r["item_id"] for r in rows}]
+            if before:
+                lines.append("    dropped: " + " ".join(f"{score:.1f}" for score in sorted(gone, reverse=True)))
+            for row in rows:
+                totals[row["item_id"]] = totals.get(row["item_id"], 0) + row["impressions"]
+            cells = [f"{r['mean_score']:.1f}:{r['clicks']}/{r['impressions']}({totals[r['item_id']]})" for r in rows]
+            lines.append(f"{record['iteration']:2d} CTR {100 * record['pool_ctr']:4.1f}%  " + "  ".join(cells))
+            before = {r["item_id"]: r["mean_score"] for r in rows}
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 seeds instead of 40")
     parser.add_argument("--sweep", action="store_true", help="guided-ee's drop options at S = 300")
     parser.add_argument("--calibrate", action="store_true", help="the 1.5B's exploit steps in the committed runs")
     parser.add_argument("--diagnose", action="store_true", help="turnover and pool scores under Thompson serving")
+    parser.add_argument("--trace", type=int, metavar="SEED", help="one seed's pools, iteration by iteration")
     args = parser.parse_args()
+    if args.trace is not None:
+        with tempfile.TemporaryDirectory(prefix="clickloop-policies-") as tmp:
+            print(trace(args.trace, Path(tmp)))
+        return
     if args.calibrate or args.diagnose:
         with tempfile.TemporaryDirectory(prefix="clickloop-policies-") as tmp:
             name, found = (

@@ -75,7 +75,9 @@ class SimulationResult:
             return np.where(self.impressions > 0, self.clicks / np.maximum(self.impressions, 1), 0.0)
 
 
-def _check_scores(scores: np.ndarray, model: ClickModel) -> np.ndarray:
+def check_scores(scores: np.ndarray, model: ClickModel) -> np.ndarray:
+    """``scores`` as a float (n_personas, n_items) matrix of relevance scores (1-10, the judge's s_{p,q}),
+    checked: finite, and a pool size ``model`` can show. Raises :class:`ConfigurationError` otherwise."""
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 2 or scores.shape[0] < 1:
         raise ConfigurationError(f"scores must be a (n_personas, n_items) matrix; got shape {scores.shape}")
@@ -96,7 +98,7 @@ def simulate(
 
     ``persona_weights``: optional sampling weights per persona (default uniform, as in the paper).
     """
-    scores = _check_scores(scores, model)
+    scores = check_scores(scores, model)
     if not isinstance(n_sessions, int | np.integer) or n_sessions < 1:
         raise ConfigurationError(f"n_sessions ({n_sessions}) must be an integer >= 1; the paper uses 5000")
     n_personas, n_items = scores.shape
@@ -147,7 +149,7 @@ def _cumulative_action_probs(logits: np.ndarray, subsets: np.ndarray, reject: fl
 
 def simulate_loop(scores: np.ndarray, model: ClickModel, n_sessions: int, rng: np.random.Generator) -> SimulationResult:
     """Plain per-session Python loop: the reference the vectorised version is benchmarked and tested against."""
-    scores = _check_scores(scores, model)
+    scores = check_scores(scores, model)
     n_personas, n_items = scores.shape
     impressions = [0] * n_items
     clicks = [0] * n_items
@@ -182,7 +184,7 @@ def theoretical_ctr(score: float, model: ClickModel) -> float:
 
 def expected_pool_ctr(scores: np.ndarray, model: ClickModel, max_subsets: int = 20000) -> float:
     """Exact expected pool CTR of a pool: the mean over personas and over all k-subsets of Eq. 1's click mass."""
-    scores = _check_scores(scores, model)
+    scores = check_scores(scores, model)
     n_items = scores.shape[1]
     require(
         math.comb(n_items, model.k_shown) <= max_subsets,

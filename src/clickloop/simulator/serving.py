@@ -19,7 +19,7 @@ import numpy as np
 from clickloop.core.items import ItemStats
 from clickloop.core.posterior import BetaPrior, posteriors, thompson_top_k
 from clickloop.errors import ConfigurationError, UnknownIdError
-from clickloop.simulator.click_model import ClickModel, SimulationResult, _check_scores, simulate
+from clickloop.simulator.click_model import ClickModel, SimulationResult, check_scores, simulate
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def simulate_served(
     """
     if isinstance(policy, UniformServing):
         return simulate(scores, model, n_sessions, rng)
-    scores = _check_scores(scores, model)
+    scores = check_scores(scores, model)
     if not isinstance(n_sessions, int | np.integer) or n_sessions < 1:
         raise ConfigurationError(f"n_sessions ({n_sessions}) must be an integer >= 1; the paper uses 5000")
     n_personas, n_items = scores.shape
