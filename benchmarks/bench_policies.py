@@ -23,7 +23,7 @@ what the embedded 1.5B wrote in the ``guided-length-*`` runs (``--calibrate`` me
 * exploit items (``exploit``, ``iterate_ctr``, ``guided_exploit``): the target's length plus a rounded
   N(mu, sd) step, clipped to 4..15 words. Two writers: ``faithful`` (mu = 0, sd = 1.5: as good as the
   target on average) and ``regressing`` (mu = -1.3, sd = 1.8 words, i.e. 1.1 points below the target
-  with a spread of 1.5: what the 1.5B's exploit items did against their targets, -1.02 to -1.55
+  with a spread of 1.5: what the 1.5B's exploit items did against their targets, -0.98 to -1.55
   points). The target is what the prompt names: guided-ee's Thompson choice, or for the paper's
   prompts the question listed with the highest CTR. The simulated writer reads CTRs perfectly, as
   GPT-4 did in the paper and the 1.5B does not.

@@ -9,8 +9,8 @@
     .venv/bin/python benchmarks/bench_quality.py guided-length-300-thompson   # served by Thompson sampling
     .venv/bin/python benchmarks/bench_quality.py guided-length-1000
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-thompson     # LLM judge, Thompson-served
-    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds56          # seeds 5-6, uniform arms
-    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds56-thompson # then the Thompson arms
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds5-7          # seeds 5-7, uniform
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds5-7-thompson # then Thompson-served
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -88,13 +88,14 @@ CONFIGS["guided-llm-300-thompson"] = dict(
 )
 
 # guided-ee's drop floor lowered to 20 impressions (it was 100, which shielded the bad items Thompson
-# serving starves). Two new seeds: the paper's explore-exploit served uniformly and the fixed-pool bandit,
-# then (run after, so the IP_0s pair through the cache) explore-exploit and guided-ee served by Thompson.
-CONFIGS["guided-llm-300-seeds56"] = dict(
-    CONFIGS["guided-llm-300"], strategies=["explore-exploit", "fixed-pool"], seeds=[5, 6]
+# serving starves). Three new seeds: the paper's explore-exploit served uniformly and the fixed-pool
+# bandit, then (run after, so the IP_0s pair through the cache) explore-exploit and guided-ee served by
+# Thompson sampling. Cold, on 2 cores: 11-14 min a seed uniform, 15-17 min a seed Thompson.
+CONFIGS["guided-llm-300-seeds5-7"] = dict(
+    CONFIGS["guided-llm-300"], strategies=["explore-exploit", "fixed-pool"], seeds=[5, 6, 7]
 )
-CONFIGS["guided-llm-300-seeds56-thompson"] = dict(
-    CONFIGS["guided-llm-300-seeds56"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
+CONFIGS["guided-llm-300-seeds5-7-thompson"] = dict(
+    CONFIGS["guided-llm-300-seeds5-7"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
 )
 
 

@@ -34,8 +34,8 @@ RUNS = [
     "guided-llm-5000",
     "guided-llm-300",
     "guided-llm-300-thompson",
-    "guided-llm-300-seeds56",
-    "guided-llm-300-seeds56-thompson",
+    "guided-llm-300-seeds5-7",
+    "guided-llm-300-seeds5-7-thompson",
 ]
 # (uniform-served run, Thompson-served run on the same seeds through the same cache, what to know of it)
 SERVING_PAIRS = [
@@ -45,9 +45,9 @@ SERVING_PAIRS = [
         "Seed 3. guided-ee ran with its old drop floor (`min_impressions` 100, and a rule for starved items).",
     ),
     (
-        "guided-llm-300-seeds56",
-        "guided-llm-300-seeds56-thompson",
-        "Seeds 5 and 6. guided-ee ran with its current drop floor (`min_impressions` 20).",
+        "guided-llm-300-seeds5-7",
+        "guided-llm-300-seeds5-7-thompson",
+        "Seeds 5 to 7. guided-ee ran with its current drop floor (`min_impressions` 20).",
     ),
 ]
 # two-sided 95% t quantiles by degrees of freedom (no scipy in the core dependencies)
@@ -223,6 +223,7 @@ def serving_section(rows: list[dict[str, Any]]) -> list[str]:
             "tokens / cell |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
+        footer: list[str] = []
         for population in dict.fromkeys(p for _, p, _ in arms):
             base = arms.get((uniform_run, population, "explore-exploit"))
             thompson = [r for (run, p, _), r in arms.items() if run == thompson_run and p == population]
@@ -253,6 +254,12 @@ def serving_section(rows: list[dict[str, Any]]) -> list[str]:
                     f"| {pct(*mean_ci(avg))} | {pct(*delta)} | {float(np.mean(last)) / base_mean:.2f} "
                     f"| {r['tokens_per_cell']:,.0f} |"
                 )
+            guided = arms.get((thompson_run, population, "guided-ee"))
+            bandit = arms.get((uniform_run, population, "fixed-pool"))
+            if guided and bandit:
+                gap = mean_ci([guided["last_by_cell"][k] - bandit["last_by_cell"][k] for k in keys])
+                footer.append(f"{population}: guided-ee (thompson) − fixed-pool, paired: {pct(*gap)} points.")
+        lines += ["", *footer] if footer else []
     return lines
 
 
