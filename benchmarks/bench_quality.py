@@ -20,6 +20,7 @@ time recorded is the one of the run that did the work (cold cache, 2 threads for
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -90,7 +91,9 @@ CONFIGS["guided-llm-300-thompson"] = dict(
 # guided-ee's drop floor lowered to 20 impressions (it was 100, which shielded the bad items Thompson
 # serving starves). Three new seeds: the paper's explore-exploit served uniformly and the fixed-pool
 # bandit, then (run after, so the IP_0s pair through the cache) explore-exploit and guided-ee served by
-# Thompson sampling. Cold, on 2 cores: 11-14 min a seed uniform, 15-17 min a seed Thompson.
+# Thompson sampling. Cold, on 2 cores: 11-14 min a seed uniform, 15-17 min a seed Thompson (seed 7's
+# invocations are in bench.json's earlier_invocations: 858 and 936 s; those of seeds 5 and 6, 832/663 s
+# and 1004/892 s, were overwritten before bench.json kept its history, and are from the console log).
 CONFIGS["guided-llm-300-seeds5-7"] = dict(
     CONFIGS["guided-llm-300"], strategies=["explore-exploit", "fixed-pool"], seeds=[5, 6, 7]
 )
@@ -135,8 +138,13 @@ def main(name: str) -> None:
         "llm_totals": totals,
         "failures": outcome.failures,
     }
-    if previous.is_file() and wall < 60:
-        record["note"] = "resumed from cache; see llm_totals.seconds for the LLM time of the original run"
+    if previous.is_file():
+        # a resumed run keeps the record of every invocation before it (the one that did the work too)
+        before = json.loads(previous.read_text())
+        earlier = before.pop("earlier_invocations", [])
+        record["earlier_invocations"] = [*earlier, {k: v for k, v in before.items() if k != "llm_totals"}]
+        if wall < 60:
+            record["note"] = "resumed from cache: see earlier_invocations for the wall times of the work"
     save(f"{name}/bench", record)
     print(table5_plain(outcome.summary))
     print(f"wall {wall:.0f} s; LLM totals {totals}; failures {len(outcome.failures)}")

@@ -58,11 +58,11 @@ class GuidedExploreExploit:
     at what similarity (None: the method's default); see :class:`AspectGrouper`. ``n_ranked``: history
     items the exploit prompt lists in order of posterior mean CTR (0: none). ``monotone_drops``: drop
     only the lowest-ranked items by posterior mean, so that an item is never dropped while one that
-    looks worse stays for want of impressions. ``history_weight``: the
-    weight of clicks and impressions from before the latest iteration in the posteriors that rank,
-    drop and target items (1: all iterations count alike; 0: the latest alone, as the paper's CTRs).
-    An item's CTR falls as the pool around it improves, since users click at most one item, so old
-    evidence flatters old items. The impression gates count every iteration.
+    looks worse stays for want of impressions. ``history_weight``: the weight of clicks and
+    impressions from before the latest iteration in the posteriors that rank, drop and target items
+    (1: all iterations count alike; 0: the latest alone, as the paper's CTRs). An item's CTR falls as
+    the pool around it improves, since users click at most one item, so old evidence flatters old
+    items. The impression gates count every iteration.
     """
 
     n_explore: int = 1
