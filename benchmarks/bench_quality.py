@@ -11,6 +11,8 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-thompson     # LLM judge, Thompson-served
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds5-7          # seeds 5-7, uniform
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds5-7-thompson # then Thompson-served
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-seeds2-4  # S = 5000, seeds 2-4, 3 arms
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-pool20     # guided-ee on a 20-item pool
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -99,6 +101,21 @@ CONFIGS["guided-llm-300-seeds5-7"] = dict(
 )
 CONFIGS["guided-llm-300-seeds5-7-thompson"] = dict(
     CONFIGS["guided-llm-300-seeds5-7"], strategies=["explore-exploit", "guided-ee"], serving="thompson"
+)
+
+# the paper's budget with more seeds: the paper's explore-exploit, guided-ee and the fixed-pool bandit
+# (the arms of the issue's targets), served uniformly as in the paper, on seeds 2-4 beside
+# guided-llm-5000's seed 1 (issue4_report pools them)
+CONFIGS["guided-llm-5000-seeds2-4"] = dict(
+    CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee", "fixed-pool"], seeds=[2, 3, 4]
+)
+
+# guided-ee over the fixed-pool bandit's pool: IP_0 of 20 items (the same generation request as
+# fixed-pool's, so both arms start from the same items through the cache), Thompson-served, and
+# guided-ee replaces the confidently worse items. Seeds 5-7, beside guided-llm-300-seeds5-7's
+# explore-exploit (unpaired there: its IP_0 has 5 items).
+CONFIGS["guided-llm-300-pool20"] = dict(
+    CONFIGS["guided-llm-300-seeds5-7"], strategies=["guided-ee", "fixed-pool"], serving="thompson", pool_size=20
 )
 
 

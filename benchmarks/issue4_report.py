@@ -36,6 +36,39 @@ RUNS = [
     "guided-llm-300-thompson",
     "guided-llm-300-seeds5-7",
     "guided-llm-300-seeds5-7-thompson",
+    "guided-llm-5000-seeds2-4",
+    "guided-llm-300-pool20",
+]
+# (title, [(run, strategy, label)], the reference arm's index, what to know of it): arms of different runs
+# on the same topics, personas and seeds but other IP_0s, so compared unpaired (difference of means,
+# Welch's interval); arms of one run are also paired by cell where both ran
+ARM_SETS = [
+    (
+        "guided-ee over a 20-item pool, LLM judge, S = 300, seeds 5-7",
+        [
+            ("guided-llm-300-seeds5-7", "explore-exploit", "explore-exploit, uniform (the paper)"),
+            ("guided-llm-300-seeds5-7-thompson", "explore-exploit", "explore-exploit, thompson"),
+            ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson, |IP| = 5"),
+            ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
+            ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
+            ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, |IP| = 20"),
+        ],
+        0,
+        "`guided-llm-300-pool20` runs guided-ee on a pool of 20 items, served by Thompson sampling, beside"
+        " the fixed-pool bandit; both start from the same 20 items (one generation request, through the"
+        " cache), and guided-ee replaces the items that are confidently worse. The other arms are those of"
+        " the seeds 5-7 runs: the same topics, personas and seeds, other IP_0s (5 items), so unpaired.",
+    ),
+]
+# (title, runs with the same settings on disjoint seeds, what to know of it): their cells pooled
+POOLS = [
+    (
+        "LLM judge, S = 5000, served uniformly, seeds 1-4",
+        ["guided-llm-5000", "guided-llm-5000-seeds2-4"],
+        "Seed 1 from `guided-llm-5000` (all five arms), seeds 2-4 from `guided-llm-5000-seeds2-4` (the three"
+        " arms of the targets). guided-ee's drop floor changed between them (100 then 20 impressions); at"
+        " S = 5000 served uniformly every item has about 3,000 impressions an iteration, past either floor.",
+    ),
 ]
 # (uniform-served run, Thompson-served run on the same seeds through the same cache, what to know of it)
 SERVING_PAIRS = [
@@ -187,9 +220,122 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['run']} | {r['population']} | {r['strategy']} | {len(keys)} | {pct(delta, ci)} | {ratio:.2f} |"
         )
+    lines += pooled_section(rows)
+    lines += arm_set_section(rows)
     lines += serving_section(rows)
     lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
     return "\n".join(lines)
+
+
+def pooled_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Each of :data:`POOLS`: its runs' cells together, per arm, and guided-ee paired against each arm."""
+    lines: list[str] = []
+    for title, runs, note in POOLS:
+        group = [r for r in rows if r["run"] in runs]
+        if not {r["run"] for r in group} >= set(runs[1:]):
+            continue
+        lines += [
+            "",
+            f"## Pooled: {title}",
+            "",
+            note,
+            "",
+            "| population | strategy | cells | Last CTR | Avg CTR | ratio of Last to explore-exploit (same cells) "
+            "| tokens / cell | guided-ee − arm, paired (points) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for population in dict.fromkeys(r["population"] for r in group):
+            arms: dict[str, dict[str, Any]] = {}
+            for r in group:
+                if r["population"] != population:
+                    continue
+                arm = arms.setdefault(r["strategy"], {"last": {}, "avg": {}, "tokens": 0.0, "cells": 0})
+                arm["last"].update({f"{r['run']}|{k}": v for k, v in r["last_by_cell"].items()})
+                arm["avg"].update({f"{r['run']}|{k}": v for k, v in r["avg_by_cell"].items()})
+                arm["tokens"] += r["tokens_per_cell"] * r["cells"]
+                arm["cells"] += r["cells"]
+            base = arms.get("explore-exploit")
+            guided = arms.get("guided-ee")
+            for strategy, arm in arms.items():
+                last = list(arm["last"].values())
+                ratio = math.nan
+                if base is not None:  # on the cells both ran
+                    both = sorted(set(base["last"]) & set(arm["last"]))
+                    ratio = float(np.mean([arm["last"][k] for k in both]) / np.mean([base["last"][k] for k in both]))
+                gap = ""
+                if guided is not None and strategy != "guided-ee":
+                    keys = sorted(set(guided["last"]) & set(arm["last"]))
+                    gap = f"{pct(*mean_ci([guided['last'][k] - arm['last'][k] for k in keys]))} ({len(keys)} cells)"
+                lines.append(
+                    f"| {population} | {strategy} | {len(last)} | {pct(*mean_ci(last))} "
+                    f"| {pct(*mean_ci(list(arm['avg'].values())))} | {ratio:.2f} "
+                    f"| {arm['tokens'] / arm['cells']:,.0f} | {gap} |"
+                )
+    return lines
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of ``a`` minus mean of ``b`` and the half-width of Welch's 95% interval (unpaired)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 2 or len(y) < 2:
+        return float(x.mean() - y.mean()), math.nan
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)) if vx + vy > 0 else len(x) + len(y) - 2
+    return float(x.mean() - y.mean()), float(T95.get(int(df), 1.96) * math.sqrt(vx + vy))
+
+
+def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Each of :data:`ARM_SETS` whose runs exist: every arm against the reference arm, unpaired."""
+    lines: list[str] = []
+    for title, members, reference, note in ARM_SETS:
+        if not all(any(r["run"] == run for r in rows) for run, _, _ in members):
+            continue
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            note,
+            "",
+            f"| population | arm | cells | Last CTR | Avg CTR | ratio of Last to {members[reference][2]} "
+            "| Δ Last (points, unpaired) | tokens / cell |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for population in dict.fromkeys(r["population"] for r in rows if r["run"] == members[0][0]):
+            found = {}
+            for run, strategy, label in members:
+                row = next(
+                    (r for r in rows if (r["run"], r["population"], r["strategy"]) == (run, population, strategy)), None
+                )
+                if row is not None:
+                    found[label] = row
+            base = found.get(members[reference][2])
+            if base is None:
+                continue
+            base_last = list(base["last_by_cell"].values())
+            for label, row in found.items():
+                last = list(row["last_by_cell"].values())
+                lines.append(
+                    f"| {population} | {label} | {len(last)} | {pct(*mean_ci(last))} "
+                    f"| {pct(*mean_ci(list(row['avg_by_cell'].values())))} "
+                    f"| {float(np.mean(last)) / float(np.mean(base_last)):.2f} | {pct(*welch(last, base_last))} "
+                    f"| {row['tokens_per_cell']:,.0f} |"
+                )
+        same_run = [(run, s) for run, s, _ in members if run == members[-1][0]]
+        for population in dict.fromkeys(r["population"] for r in rows if r["run"] == members[-1][0]):
+            pair = [
+                next((r for r in rows if (r["run"], r["population"], r["strategy"]) == (run, population, s)), None)
+                for run, s in same_run
+            ]
+            if len(pair) == 2 and pair[0] is not None and pair[1] is not None:
+                newest, other = pair[1], pair[0]  # the last member against the other arm of its run
+                keys = sorted(set(newest["last_by_cell"]) & set(other["last_by_cell"]))
+                gap = mean_ci([newest["last_by_cell"][k] - other["last_by_cell"][k] for k in keys])
+                lines += [
+                    "",
+                    f"{population}: {newest['strategy']} − {other['strategy']} in `{newest['run']}`, paired by cell "
+                    f"({len(keys)} cells, the same IP_0): {pct(*gap)} points.",
+                ]
+    return lines
 
 
 def initial_pool(run: str, population: str, topic: str, seed: int) -> tuple[str, ...] | None:
