@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/bench_policies.py --calibrate   # the 1.5B's exploit steps, from committed runs
     .venv/bin/python benchmarks/bench_policies.py --diagnose    # turnover and pool scores, Thompson, S = 300
     .venv/bin/python benchmarks/bench_policies.py --trace 3     # one seed's pools, iteration by iteration
+    .venv/bin/python benchmarks/bench_policies.py --priors      # Thompson serving's prior: Beta(1, 1) or pooled
 
 The LLM-judge benchmarks (``bench_quality.py``) cost 20 minutes a seed, so they cannot say which drop
 rule, evidence window or serving policy is better: the noise of two or three seeds is as large as the
@@ -38,6 +39,11 @@ mean scores of the pools' items, best first (``results/policies_diagnosis.json``
 pool of guided-ee with ``min_impressions`` 100 and 20 and of explore-exploit: each item's score,
 clicks / impressions in that iteration and impressions in all, and the scores of the items dropped.
 
+``--priors`` serves every session by Thompson sampling at S = 300 with the uniform Beta(1, 1) prior
+(the default) and with the pool's empirical-Bayes prior of strength 10, 30 and 100 pseudo-impressions
+(``ThompsonServing.prior_strength``): explore-exploit, guided-ee and fixed-pool with |IP| = 5, and
+guided-ee with |IP| = 20, regressing writer, 40 seeds (``results/policies_priors.json``).
+
 ``--sweep`` instead varies guided-ee's drop rule (``min_impressions``, ``patience_impressions``,
 ``drop_confidence``, ``history_weight``, ``monotone_drops``) at S = 300, beside explore-exploit, for
 the regressing writer, 40 seeds (``results/policies_sweep.{json,md}``).
@@ -68,6 +74,7 @@ from clickloop.experiment.runner import run_experiment
 from clickloop.llm.base import ChatRequest
 from clickloop.llm.scripted import ScriptedLLM
 from clickloop.simulator.click_model import ClickModel
+from clickloop.simulator.serving import ThompsonServing
 
 STRATEGIES = ["no-drop", "full-ctr", "explore-exploit", "guided-ee", "fixed-pool"]
 EXPLORE_WORDS = (9.7, 3.0)  # mean, sd
@@ -316,6 +323,37 @@ def trace(seed: int, out_root: Path) -> str:
     return "\n".join(lines)
 
 
+PRIOR_STRENGTHS = (None, 10, 30, 100)
+
+
+def priors(seeds: list[int], out_root: Path) -> dict[str, Any]:
+    """Last and Avg CTR under Thompson serving with each prior of :data:`PRIOR_STRENGTHS`, and each arm's
+    Last CTR minus its own under Beta(1, 1), paired by seed (points)."""
+    import clickloop.experiment.cell as cell
+
+    plain = cell.make_serving
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        for strength in PRIOR_STRENGTHS:
+
+            def serving(name: str, strength: float | None = strength) -> Any:
+                return ThompsonServing(prior_strength=strength) if name == "thompson" else plain(name)
+
+            cell.make_serving = serving
+            for pool_size, arms in ((5, ["explore-exploit", "guided-ee", "fixed-pool"]), (20, ["guided-ee"])):
+                options = {"n_sessions": 300, "serving": "thompson", "pool_size": pool_size, "strategies": arms}
+                result = run_setting(f"prior {strength} pool {pool_size}", "regressing", options, seeds, out_root)
+                for arm, row in result["strategies"].items():
+                    size = 20 if arm == "fixed-pool" else pool_size  # fixed-pool writes its own 20
+                    rows[f"{arm}, |IP| = {size}, prior {strength or 'Beta(1, 1)'}"] = row
+    finally:
+        cell.make_serving = plain
+    for label, row in rows.items():
+        base = rows[label.rsplit(", prior ", 1)[0] + ", prior Beta(1, 1)"]
+        row["delta_last_vs_uniform_prior"] = paired(row["per_seed_last"], base["per_seed_last"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 seeds instead of 40")
@@ -323,7 +361,22 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true", help="the 1.5B's exploit steps in the committed runs")
     parser.add_argument("--diagnose", action="store_true", help="turnover and pool scores under Thompson serving")
     parser.add_argument("--trace", type=int, metavar="SEED", help="one seed's pools, iteration by iteration")
+    parser.add_argument("--priors", action="store_true", help="Thompson serving's prior: Beta(1, 1) or pooled")
     args = parser.parse_args()
+    if args.priors:
+        seeds = list(range(1, 41))
+        with tempfile.TemporaryDirectory(prefix="clickloop-policies-") as tmp:
+            found = priors(seeds, Path(tmp))
+        save(
+            "policies_priors", {"benchmark": "policies_priors", "machine": machine(), "seeds": seeds, "results": found}
+        )
+        for label, row in found.items():
+            (lm, lc), (am, _), (dm, dc) = row["last_ctr"], row["avg_ctr"], row["delta_last_vs_uniform_prior"]
+            print(
+                f"{label}: Last {100 * lm:.1f} ± {100 * lc:.1f}, Avg {100 * am:.1f}, "
+                f"Last − Beta(1, 1) {100 * dm:+.1f} ± {100 * dc:.1f}"
+            )
+        return
     if args.trace is not None:
         with tempfile.TemporaryDirectory(prefix="clickloop-policies-") as tmp:
             print(trace(args.trace, Path(tmp)))

@@ -48,10 +48,10 @@ ARM_SETS = [
         [
             ("guided-llm-300-seeds5-7", "explore-exploit", "explore-exploit, uniform (the paper)"),
             ("guided-llm-300-seeds5-7-thompson", "explore-exploit", "explore-exploit, thompson"),
-            ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson, |IP| = 5"),
+            ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson, pool of 5"),
             ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
             ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
-            ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, |IP| = 20"),
+            ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
         ],
         0,
         "`guided-llm-300-pool20` runs guided-ee on a pool of 20 items, served by Thompson sampling, beside"

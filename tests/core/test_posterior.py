@@ -5,6 +5,7 @@ from clickloop.core.items import ItemStats
 from clickloop.core.posterior import (
     BetaPosterior,
     BetaPrior,
+    pooled_prior,
     posteriors,
     prob_below_best,
     thompson_order,
@@ -84,3 +85,23 @@ def test_thompson_top_k_rejects_bad_k(k):
     alpha, beta = posteriors([ItemStats()] * 3)
     with pytest.raises(ConfigurationError, match="k"):
         thompson_top_k(alpha, beta, k, np.random.default_rng(0))
+
+
+def test_pooled_prior_centres_on_the_pool_ctr():
+    prior = pooled_prior([ItemStats(300, 30), ItemStats(100, 0), ItemStats()], strength=20)
+    assert prior.alpha + prior.beta == pytest.approx(20)
+    assert prior.alpha / (prior.alpha + prior.beta) == pytest.approx(31 / 402)
+    # a new item's posterior mean is the pool's, not Beta(1, 1)'s 0.5
+    alpha, beta = posteriors([ItemStats()], prior)
+    assert alpha[0] / (alpha[0] + beta[0]) < 0.1
+
+
+def test_pooled_prior_falls_back_before_any_impression():
+    fallback = BetaPrior(2, 3)
+    assert pooled_prior([ItemStats(), ItemStats()], 20, fallback) == fallback
+
+
+@pytest.mark.parametrize("strength", [0, -1, float("inf"), True, "20"])
+def test_pooled_prior_rejects_bad_strength(strength):
+    with pytest.raises(ConfigurationError, match="strength"):
+        pooled_prior([ItemStats(10, 1)], strength)

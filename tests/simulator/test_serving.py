@@ -41,6 +41,29 @@ def test_thompson_is_reproducible_with_a_seed():
     assert a.clicks.tolist() == b.clicks.tolist()
 
 
+def test_pooled_prior_explores_a_new_item_less():
+    # four items well measured at their true CTR (score 6.6: about 5% at K = 1) and a new one as good
+    scores = np.array([[6.6] * 5])
+    known = [ItemStats(2000, 100)] * 4 + [ItemStats()]
+
+    def new_item_impressions(strength):
+        policy = ThompsonServing(prior_strength=strength)
+        model = ClickModel(k_shown=1)
+        return sum(
+            simulate_served(scores, model, 300, np.random.default_rng(seed), policy, known).impressions[4]
+            for seed in range(10)
+        )
+
+    # Beta(1, 1) makes the new item look like a 50% CTR until it has been shown dozens of times
+    assert new_item_impressions(None) > 1.5 * new_item_impressions(30)
+    assert ThompsonServing(prior_strength=30).prior_for(known).alpha < 2
+
+
+def test_bad_prior_strength():
+    with pytest.raises(ConfigurationError, match="strength"):
+        ThompsonServing(prior_strength=0)
+
+
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5])
 def test_bad_batch_size(batch_size):
     with pytest.raises(ConfigurationError, match="batch_size"):

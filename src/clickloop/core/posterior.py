@@ -73,6 +73,25 @@ class BetaPosterior:
         return float(low), float(high)
 
 
+def pooled_prior(stats: Sequence[ItemStats], strength: float, fallback: BetaPrior = BetaPrior()) -> BetaPrior:
+    """The empirical-Bayes prior of a pool: Beta(m c, m (1 - c)), where c is the pool's CTR per impression
+    (its clicks over its impressions, smoothed by one click in two impressions) and m = ``strength``
+    pseudo-impressions; ``fallback`` when no item has been shown yet.
+
+    Under Thompson sampling the uniform Beta(1, 1) makes a new item look like a 50% CTR until it has
+    been shown a few dozen times, so every new item takes a large share of the sessions at a CTR below
+    the pool's (seen here: new items took 18-31% of the impressions in their first iteration). Centring
+    the prior on what items of this pool actually get explores a new item as an average one.
+    """
+    if not (isinstance(strength, int | float) and not isinstance(strength, bool) and 0 < strength < float("inf")):
+        raise ConfigurationError(f"pooled prior strength ({strength!r}) must be a finite number > 0, e.g. 20")
+    impressions = sum(s.impressions for s in stats)
+    if impressions == 0:
+        return fallback
+    c = (sum(s.clicks for s in stats) + 1) / (impressions + 2)
+    return BetaPrior(strength * c, strength * (1 - c))
+
+
 def posteriors(stats: Sequence[ItemStats], prior: BetaPrior = BetaPrior()) -> tuple[np.ndarray, np.ndarray]:
     """The (alpha, beta) arrays of the posteriors of ``stats``, in order."""
     clicks = np.array([s.clicks for s in stats], dtype=float)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clickloop.core.items import ItemStats
-from clickloop.core.posterior import BetaPrior, posteriors, thompson_top_k
+from clickloop.core.posterior import BetaPrior, pooled_prior, posteriors, thompson_top_k
 from clickloop.errors import ConfigurationError, UnknownIdError
 from clickloop.simulator.click_model import ClickModel, SimulationResult, check_scores, simulate
 
@@ -32,10 +32,14 @@ class UniformServing:
 @dataclass(frozen=True)
 class ThompsonServing:
     """Thompson sampling per session. ``batch_size``: sessions between posterior updates (1 = fully
-    online; larger = the delay of a service's counters). ``prior``: Beta prior of every item."""
+    online; larger = the delay of a service's counters). ``prior``: Beta prior of every item.
+    ``prior_strength``: None keeps ``prior``; a number m of pseudo-impressions centres every item's
+    prior on the pool's CTR so far (:func:`~clickloop.core.posterior.pooled_prior`; ``prior`` while
+    nothing has been shown)."""
 
     batch_size: int = 25
     prior: BetaPrior = BetaPrior()
+    prior_strength: float | None = None
     name = "thompson"
 
     def __post_init__(self) -> None:
@@ -43,6 +47,12 @@ class ThompsonServing:
             raise ConfigurationError(
                 f"ThompsonServing.batch_size ({self.batch_size!r}) must be an integer >= 1, e.g. 25"
             )
+        if self.prior_strength is not None:
+            pooled_prior([], self.prior_strength)  # validates it
+
+    def prior_for(self, stats: Sequence[ItemStats]) -> BetaPrior:
+        """The prior of every item of a pool whose items have had ``stats`` so far."""
+        return self.prior if self.prior_strength is None else pooled_prior(stats, self.prior_strength, self.prior)
 
 
 ServingPolicy = UniformServing | ThompsonServing
@@ -77,7 +87,7 @@ def simulate_served(
     before = list(prior_stats) if prior_stats is not None else [ItemStats()] * n_items
     if len(before) != n_items:
         raise ConfigurationError(f"prior_stats has {len(before)} entries for a pool of {n_items} items")
-    alpha, beta = posteriors(before, policy.prior)
+    alpha, beta = posteriors(before, policy.prior_for(before))
     impressions = np.zeros(n_items, dtype=np.int64)
     clicks = np.zeros(n_items, dtype=np.int64)
     with_click = 0
