@@ -155,6 +155,24 @@ def test_explore_keeps_the_most_novel_candidate_and_records_all():
     assert explore[0].text != explore[1].text
 
 
+@pytest.mark.parametrize("lists", ["history", "pool"])
+def test_explore_prompt_lists_the_history_or_the_live_pool(lists):
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit(n_explore=1, n_exploit=0, explore_lists=lists).step(state, w, np.random.default_rng(0))
+    prompt = next(r.messages[0].content for r in llm.requests if "numbered 1 to" in r.messages[0].content)
+    dropped = [i for i in state.pool if i not in after.pool]
+    assert len(dropped) == 1
+    dropped_text = state.history[dropped[0]].item.text
+    kept = [state.history[i].item.text for i in state.pool if i not in dropped]
+    assert all(f"Question: {t}" in prompt for t in kept)
+    # the dropped item is history, not pool: listed only with explore_lists="history"
+    assert (f"Question: {dropped_text}" in prompt) is (lists == "history")
+    # novelty is judged against the whole history either way
+    new = next(after.history[i].item for i in after.pool if i not in state.pool)
+    assert new.text != CANDIDATES[0] and float(dict(new.provenance.notes)["novelty"]) > 0.5
+
+
 def test_a_write_that_keeps_failing_leaves_nothing_applied():
     state = state_with([3000] * 5, [10, 20, 300, 310, 320])
     w, _ = make_writer(Responder(["not a question"], exploit="I cannot help with that"))
@@ -172,6 +190,7 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"prior_alpha": 0}, "alpha"),
         ({"aspect_threshold": 0}, "threshold"),
         ({"min_impressions": -1}, "min_impressions"),
+        ({"explore_lists": "everything"}, "explore_lists"),
     ],
 )
 def test_bad_options(options, match):

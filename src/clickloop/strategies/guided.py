@@ -21,8 +21,9 @@ the new item's provenance:
    items of the history with the highest posterior mean CTR, ordered from least to most clicked (what
    users like, as an order a small model can follow), the target and the items on its aspect; it
    writes one new item on that aspect.
-3. **Explore** asks for ``n_candidates`` items on aspects the history does not cover and keeps the
-   one most novel against the whole history (and anything written this step).
+3. **Explore** asks for ``n_candidates`` items on aspects the questions it lists do not cover (the
+   whole history by default; ``explore_lists="pool"``: the live pool, as the paper's explore prompt)
+   and keeps the one most novel against the whole history (and anything written this step).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from clickloop.embedding.minilm import check_installed
 from clickloop.errors import ConfigurationError
 from clickloop.strategies.aspects import AspectGrouper
 from clickloop.strategies.writer import ItemWriter, render_questions
+
+EXPLORE_LISTS = ("history", "pool")
 
 
 def _with_notes(item: Item, notes: dict[str, str]) -> Item:
@@ -62,7 +65,9 @@ class GuidedExploreExploit:
     impressions from before the latest iteration in the posteriors that rank, drop and target items
     (1: all iterations count alike; 0: the latest alone, as the paper's CTRs). An item's CTR falls as
     the pool around it improves, since users click at most one item, so old evidence flatters old
-    items. The impression gates count every iteration.
+    items. The impression gates count every iteration. ``explore_lists``: which questions the explore
+    prompt lists as already covered: ``history`` (every item so far) or ``pool`` (the live items and
+    those written this step); novelty is judged against the whole history either way.
     """
 
     n_explore: int = 1
@@ -79,6 +84,7 @@ class GuidedExploreExploit:
     n_ranked: int = 10
     history_weight: float = 1.0
     monotone_drops: bool = False
+    explore_lists: str = "history"
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -105,6 +111,10 @@ class GuidedExploreExploit:
             if not (number and low <= value and (value <= high if closed else value < high)):
                 interval = f"[{low}, {high}{']' if closed else ')'}"
                 raise ConfigurationError(f"guided-ee {field_name} ({value!r}) must be in {interval}; {hint}")
+        if self.explore_lists not in EXPLORE_LISTS:
+            raise ConfigurationError(
+                f"guided-ee explore_lists ({self.explore_lists!r}) must be one of {', '.join(EXPLORE_LISTS)}"
+            )
         BetaPrior(self.prior_alpha, self.prior_beta)
         AspectGrouper(self.aspect_threshold, self.aspect_method)  # validates both
         if self.aspect_method == "minilm":
@@ -174,7 +184,7 @@ class GuidedExploreExploit:
         for _ in range(n_exploit):
             new.append(self._exploit(state, writer, rng, grouper, kept, new, dropped_note))
         for _ in range(n_explore):
-            new.append(self._explore(state, writer, grouper, new, dropped_note))
+            new.append(self._explore(state, writer, grouper, kept, new, dropped_note))
         return advance(add_items(drop_items(state, drop), new))
 
     def _exploit(
@@ -228,10 +238,17 @@ class GuidedExploreExploit:
         )
 
     def _explore(
-        self, state: ContextState, writer: ItemWriter, grouper: AspectGrouper, new: list[Item], dropped_note: str
+        self,
+        state: ContextState,
+        writer: ItemWriter,
+        grouper: AspectGrouper,
+        kept: list[ItemRecord],
+        new: list[Item],
+        dropped_note: str,
     ) -> Item:
         topic = state.context.topic
         existing = [r.item.text for r in state.records] + [i.text for i in new]
+        listed = existing if self.explore_lists == "history" else [*(r.item.text for r in kept), *(i.text for i in new)]
         candidates = writer.write_candidates(
             state.context,
             "guided_explore",
@@ -240,7 +257,7 @@ class GuidedExploreExploit:
             existing,
             self.n_candidates,
             parents=tuple(r.item.item_id for r in state.records),
-            questions="\n".join(f"Question: {t}" for t in existing),
+            questions="\n".join(f"Question: {t}" for t in listed),
         )
         novelty = [grouper.novelty(c.text, existing, topic) for c in candidates]
         best = int(np.argmax(novelty))  # the first of equals: the model's own order
