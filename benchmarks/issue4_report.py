@@ -36,7 +36,7 @@ RUNS = [
     "guided-llm-300-thompson",
     "guided-llm-300-seeds5-7",
     "guided-llm-300-seeds5-7-thompson",
-    "guided-llm-5000-seeds2-4",
+    "guided-llm-5000-seeds2-3",
     "guided-llm-300-pool20",
 ]
 # (title, [(run, strategy, label)], the reference arm's index, what to know of it): arms of different runs
@@ -63,9 +63,9 @@ ARM_SETS = [
 # (title, runs with the same settings on disjoint seeds, what to know of it): their cells pooled
 POOLS = [
     (
-        "LLM judge, S = 5000, served uniformly, seeds 1-4",
-        ["guided-llm-5000", "guided-llm-5000-seeds2-4"],
-        "Seed 1 from `guided-llm-5000` (all five arms), seeds 2-4 from `guided-llm-5000-seeds2-4` (the three"
+        "LLM judge, S = 5000, served uniformly, seeds 1-3",
+        ["guided-llm-5000", "guided-llm-5000-seeds2-3"],
+        "Seed 1 from `guided-llm-5000` (all five arms), seeds 2-3 from `guided-llm-5000-seeds2-3` (the three"
         " arms of the targets). guided-ee's drop floor changed between them (100 then 20 impressions); at"
         " S = 5000 served uniformly every item has about 3,000 impressions an iteration, past either floor.",
     ),
