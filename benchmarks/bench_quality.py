@@ -13,6 +13,7 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-seeds5-7-thompson # then Thompson-served
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-seeds2-3  # S = 5000, seeds 2-3, 3 arms
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-pool20     # guided-ee on a 20-item pool
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-explore-pool  # explore lists the pool
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -117,6 +118,15 @@ CONFIGS["guided-llm-5000-seeds2-3"] = dict(
 # explore-exploit (unpaired there: its IP_0 has 5 items).
 CONFIGS["guided-llm-300-pool20"] = dict(
     CONFIGS["guided-llm-300-seeds5-7"], strategies=["guided-ee", "fixed-pool"], serving="thompson", pool_size=20
+)
+
+# guided-ee with its explore prompt listing the live pool, not the whole history (bench_explore.py: its
+# explore items then score about 0.4 judge points higher), Thompson-served, seeds 5-7; unpaired with
+# guided-llm-300-seeds5-7-thompson's guided-ee (other IP_0s: no cache survives between sessions)
+CONFIGS["guided-llm-300-explore-pool"] = dict(
+    CONFIGS["guided-llm-300-seeds5-7-thompson"],
+    strategies=["guided-ee"],
+    strategy_options={"guided-ee": {"explore_lists": "pool"}},
 )
 
 

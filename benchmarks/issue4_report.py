@@ -38,6 +38,7 @@ RUNS = [
     "guided-llm-300-seeds5-7-thompson",
     "guided-llm-5000-seeds2-3",
     "guided-llm-300-pool20",
+    "guided-llm-300-explore-pool",
 ]
 # (title, [(run, strategy, label)], the reference arm's index, what to know of it): arms of different runs
 # on the same topics, personas and seeds but other IP_0s, so compared unpaired (difference of means,
@@ -58,6 +59,21 @@ ARM_SETS = [
         " the fixed-pool bandit; both start from the same 20 items (one generation request, through the"
         " cache), and guided-ee replaces the items that are confidently worse. The other arms are those of"
         " the seeds 5-7 runs: the same topics, personas and seeds, other IP_0s (5 items), so unpaired.",
+    ),
+    (
+        "guided-ee with its explore prompt listing the live pool, LLM judge, S = 300, seeds 5-7",
+        [
+            ("guided-llm-300-seeds5-7", "explore-exploit", "explore-exploit, uniform (the paper)"),
+            ("guided-llm-300-seeds5-7-thompson", "explore-exploit", "explore-exploit, thompson"),
+            ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson, explore lists the history"),
+            ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
+            ("guided-llm-300-explore-pool", "guided-ee", "guided-ee, thompson, explore lists the pool"),
+        ],
+        0,
+        "`guided-llm-300-explore-pool` runs guided-ee with `explore_lists` `pool` (its explore prompt lists"
+        " the live pool as the questions already covered, not the whole history; see `bench_explore.py`),"
+        " served by Thompson sampling. The other arms are those of the seeds 5-7 runs: the same topics,"
+        " personas and seeds, other IP_0s, so unpaired.",
     ),
 ]
 # (title, runs with the same settings on disjoint seeds, what to know of it): their cells pooled
