@@ -40,6 +40,13 @@ RUNS = [
     "guided-llm-300-pool20",
     "guided-llm-300-explore-pool",
 ]
+# the committed arms of seeds 5-7 at S = 300, as (run, strategy, label)
+SEEDS_5_7_ARMS = [
+    ("guided-llm-300-seeds5-7", "explore-exploit", "explore-exploit, uniform (the paper)"),
+    ("guided-llm-300-seeds5-7-thompson", "explore-exploit", "explore-exploit, thompson"),
+    ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson (pool of 5, explore lists the history)"),
+    ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
+]
 # (title, [(run, strategy, label)], the reference arm's index, what to know of it): arms of different runs
 # on the same topics, personas and seeds but other IP_0s, so compared unpaired (difference of means,
 # Welch's interval); arms of one run are also paired by cell where both ran
@@ -47,10 +54,7 @@ ARM_SETS = [
     (
         "guided-ee over a 20-item pool, LLM judge, S = 300, seeds 5-7",
         [
-            ("guided-llm-300-seeds5-7", "explore-exploit", "explore-exploit, uniform (the paper)"),
-            ("guided-llm-300-seeds5-7-thompson", "explore-exploit", "explore-exploit, thompson"),
-            ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson, pool of 5"),
-            ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
+            *SEEDS_5_7_ARMS,
             ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
             ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
         ],
@@ -63,10 +67,7 @@ ARM_SETS = [
     (
         "guided-ee with its explore prompt listing the live pool, LLM judge, S = 300, seeds 5-7",
         [
-            ("guided-llm-300-seeds5-7", "explore-exploit", "explore-exploit, uniform (the paper)"),
-            ("guided-llm-300-seeds5-7-thompson", "explore-exploit", "explore-exploit, thompson"),
-            ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson, explore lists the history"),
-            ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
+            *SEEDS_5_7_ARMS,
             ("guided-llm-300-explore-pool", "guided-ee", "guided-ee, thompson, explore lists the pool"),
         ],
         0,
