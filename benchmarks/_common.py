@@ -56,3 +56,14 @@ def save(name: str, data: dict[str, object]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def save_invocation(name: str, record: dict[str, object], omit: tuple[str, ...] = ()) -> Path:
+    """:func:`save`, keeping under ``earlier_invocations`` what the file held before (less ``omit``), so
+    that a rerun answered from the LLM cache does not erase the wall time of the run that did the work."""
+    path = RESULTS / f"{name}.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        earlier = before.pop("earlier_invocations", [])
+        record["earlier_invocations"] = [*earlier, {k: v for k, v in before.items() if k not in omit}]
+    return save(name, record)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, machine, save
+from _common import RESULTS, machine, save_invocation
 from issue4_report import mean_ci
 
 from clickloop.core.items import ItemOrigin
@@ -57,14 +57,23 @@ VARIANTS = ["guided, history", "guided, history, first", "guided, pool", "paper"
 N_CANDIDATES = 3
 
 
+def options_of(run: Path) -> dict[str, Any]:
+    """The ``strategy_options`` a committed run was configured with."""
+    return dict(json.loads((run / "config.json").read_text())["config"]["strategy_options"])
+
+
 def origin_scores() -> dict[str, dict[str, float]]:
     """Judge score of every item written in the committed LLM-judge runs, by persona, strategy and origin
-    (each item once per cell): mean, 95% half-width and count."""
+    (each item once per cell): mean, 95% half-width and count. Strategies run with options of their own
+    (``strategy_options``, e.g. ``explore_lists`` in ``guided-llm-300-explore-pool``) are left out, so
+    each row is a strategy at its defaults."""
     scores: dict[str, dict[str, float]] = {}
     seen: set[tuple[str, ...]] = set()
     found: dict[str, list[float]] = {}
     for path in sorted(RESULTS.glob("guided-llm-*/cells/*/*/*/seed-*/iter-*.json")):
         record = json.loads(path.read_text())
+        if record["strategy"] in options_of(path.parents[5]):
+            continue
         for row in record["pool"]:
             origin = row["provenance"]["origin"]
             key = (*path.parts[-6:-1], row["item_id"])
@@ -156,17 +165,18 @@ def main() -> None:
             (m, c), (dm, dc) = summary[f"{name} / {variant}"].values()
             print(f"{name:24s} {variant:24s} {m:.2f} ± {c:.2f}   Δ {dm:+.2f} ± {dc:.2f}")
     if not args.quick:
-        save(
+        save_invocation(
             "explore",
             {
                 "benchmark": "explore",
                 "machine": machine(),
-                "wall_seconds": round(time.perf_counter() - started, 1),
+                "wall_seconds_this_invocation": round(time.perf_counter() - started, 1),
                 "histories": len(rows),
                 "summary": summary,
                 "written_items_by_origin": by_origin,
                 "rows": rows,
             },
+            omit=("summary", "written_items_by_origin", "rows"),
         )
 
 

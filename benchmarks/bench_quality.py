@@ -23,12 +23,11 @@ time recorded is the one of the run that did the work (cold cache, 2 threads for
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, machine, save
+from _common import RESULTS, machine, save_invocation
 
 from clickloop.experiment.config import build_config
 from clickloop.experiment.runner import run_experiment
@@ -152,7 +151,6 @@ def main(name: str) -> None:
                 bucket = totals.setdefault(role, {})
                 for key, value in usage.items():
                     bucket[key] = round(bucket.get(key, 0) + value, 3)
-    previous = RESULTS / name / "bench.json"
     skipped = {
         f"{population} / {strategy}": entry["skipped_steps"]
         for population, strategies in outcome.summary["results"].items()
@@ -166,14 +164,9 @@ def main(name: str) -> None:
         "llm_totals": totals,
         "failures": outcome.failures,
     }
-    if previous.is_file():
-        # a resumed run keeps the record of every invocation before it (the one that did the work too)
-        before = json.loads(previous.read_text())
-        earlier = before.pop("earlier_invocations", [])
-        record["earlier_invocations"] = [*earlier, {k: v for k, v in before.items() if k != "llm_totals"}]
-        if wall < 60:
-            record["note"] = "resumed from cache: see earlier_invocations for the wall times of the work"
-    save(f"{name}/bench", record)
+    if wall < 60 and (RESULTS / name / "bench.json").is_file():
+        record["note"] = "resumed from cache: see earlier_invocations for the wall times of the work"
+    save_invocation(f"{name}/bench", record, omit=("llm_totals",))
     print(table5_plain(outcome.summary))
     print(f"wall {wall:.0f} s; LLM totals {totals}; failures {len(outcome.failures)}")
 

@@ -47,9 +47,9 @@ SEEDS_5_7_ARMS = [
     ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson (pool of 5, explore lists the history)"),
     ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
 ]
-# (title, [(run, strategy, label)], the reference arm's index, what to know of it): arms of different runs
-# on the same topics, personas and seeds but other IP_0s, so compared unpaired (difference of means,
-# Welch's interval); arms of one run are also paired by cell where both ran
+# (title, [(run, strategy, label)], (run, arm, other arm) paired by cell or None, what to know of it): arms
+# of different runs on the same topics, personas and seeds but other IP_0s, compared unpaired with the
+# first arm (difference of means, Welch's interval); the named pair of arms of one run also paired by cell
 ARM_SETS = [
     (
         "guided-ee over a 20-item pool, LLM judge, S = 300, seeds 5-7",
@@ -58,7 +58,7 @@ ARM_SETS = [
             ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
             ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
         ],
-        0,
+        ("guided-llm-300-pool20", "guided-ee", "fixed-pool"),
         "`guided-llm-300-pool20` runs guided-ee on a pool of 20 items, served by Thompson sampling, beside"
         " the fixed-pool bandit; both start from the same 20 items (one generation request, through the"
         " cache), and guided-ee replaces the items that are confidently worse. The other arms are those of"
@@ -70,7 +70,7 @@ ARM_SETS = [
             *SEEDS_5_7_ARMS,
             ("guided-llm-300-explore-pool", "guided-ee", "guided-ee, thompson, explore lists the pool"),
         ],
-        0,
+        None,
         "`guided-llm-300-explore-pool` runs guided-ee with `explore_lists` `pool` (its explore prompt lists"
         " the live pool as the questions already covered, not the whole history; see `bench_explore.py`),"
         " served by Thompson sampling. The other arms are those of the seeds 5-7 runs: the same topics,"
@@ -240,6 +240,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         )
     lines += pooled_section(rows)
     lines += arm_set_section(rows)
+    lines += turnover_section()
     lines += serving_section(rows)
     lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
     return "\n".join(lines)
@@ -303,9 +304,10 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
-    """Each of :data:`ARM_SETS` whose runs exist: every arm against the reference arm, unpaired."""
+    """Each of :data:`ARM_SETS` whose runs exist: every arm against the first, unpaired."""
+    index = {(r["run"], r["population"], r["strategy"]): r for r in rows}
     lines: list[str] = []
-    for title, members, reference, note in ARM_SETS:
+    for title, members, pair, note in ARM_SETS:
         if not all(any(r["run"] == run for r in rows) for run, _, _ in members):
             continue
         lines += [
@@ -314,23 +316,20 @@ def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
             "",
             note,
             "",
-            f"| population | arm | cells | Last CTR | Avg CTR | ratio of Last to {members[reference][2]} "
+            f"| population | arm | cells | Last CTR | Avg CTR | ratio of Last to {members[0][2]} "
             "| Δ Last (points, unpaired) | tokens / cell |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for population in dict.fromkeys(r["population"] for r in rows if r["run"] == members[0][0]):
-            found = {}
-            for run, strategy, label in members:
-                row = next(
-                    (r for r in rows if (r["run"], r["population"], r["strategy"]) == (run, population, strategy)), None
-                )
-                if row is not None:
-                    found[label] = row
-            base = found.get(members[reference][2])
+        populations = list(dict.fromkeys(r["population"] for r in rows if r["run"] == members[0][0]))
+        for population in populations:
+            found = {label: index.get((run, population, s)) for run, s, label in members}
+            base = found[members[0][2]]
             if base is None:
                 continue
             base_last = list(base["last_by_cell"].values())
             for label, row in found.items():
+                if row is None:
+                    continue
                 last = list(row["last_by_cell"].values())
                 lines.append(
                     f"| {population} | {label} | {len(last)} | {pct(*mean_ci(last))} "
@@ -338,21 +337,90 @@ def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
                     f"| {float(np.mean(last)) / float(np.mean(base_last)):.2f} | {pct(*welch(last, base_last))} "
                     f"| {row['tokens_per_cell']:,.0f} |"
                 )
-        same_run = [(run, s) for run, s, _ in members if run == members[-1][0]]
-        for population in dict.fromkeys(r["population"] for r in rows if r["run"] == members[-1][0]):
-            pair = [
-                next((r for r in rows if (r["run"], r["population"], r["strategy"]) == (run, population, s)), None)
-                for run, s in same_run
+        for population in populations if pair else []:
+            run, arm, other = pair
+            a, b = index.get((run, population, arm)), index.get((run, population, other))
+            if a is None or b is None:
+                continue
+            keys = sorted(set(a["last_by_cell"]) & set(b["last_by_cell"]))
+            gap = mean_ci([a["last_by_cell"][k] - b["last_by_cell"][k] for k in keys])
+            lines += [
+                "",
+                f"{population}: {arm} − {other} in `{run}`, paired by cell ({len(keys)} cells, the same IP_0): "
+                f"{pct(*gap)} points.",
             ]
-            if len(pair) == 2 and pair[0] is not None and pair[1] is not None:
-                newest, other = pair[1], pair[0]  # the last member against the other arm of its run
-                keys = sorted(set(newest["last_by_cell"]) & set(other["last_by_cell"]))
-                gap = mean_ci([newest["last_by_cell"][k] - other["last_by_cell"][k] for k in keys])
-                lines += [
-                    "",
-                    f"{population}: {newest['strategy']} − {other['strategy']} in `{newest['run']}`, paired by cell "
-                    f"({len(keys)} cells, the same IP_0): {pct(*gap)} points.",
-                ]
+    return lines
+
+
+# (run, strategy) whose pools turnover_section follows: Thompson-served guided-ee and explore-exploit
+TURNOVER = [
+    ("guided-llm-300-seeds5-7-thompson", "explore-exploit"),
+    ("guided-llm-300-seeds5-7-thompson", "guided-ee"),
+    ("guided-llm-300-pool20", "guided-ee"),
+]
+
+
+def turnover(run: str, population: str, strategy: str) -> dict[str, float] | None:
+    """What new items cost and bring, over every finished cell: per item written at iteration i, its
+    impressions and CTR per impression in IP_i against the older items'; their share of IP_i's
+    impressions (mean over iterations); the mean judge score of dropped items and of the items that
+    came in; and the mean score of the 3 best items of IP_0 and of the last pool."""
+    new_imp, new_clk, old_imp, old_clk, shares, gone, came, first, final = [], [], [], [], [], [], [], [], []
+    for cell in sorted((RESULTS / run / "cells" / slug(population) / strategy).glob("*/seed-*")):
+        pools = [json.loads(path.read_text())["pool"] for path in sorted(cell.glob("iter-*.json"))]
+        for i, pool in enumerate(pools[1:], start=1):
+            new = [row for row in pool if row["provenance"]["iteration"] == i]
+            old = [row for row in pool if row["provenance"]["iteration"] != i]
+            new_imp += [row["impressions"] for row in new]
+            new_clk += [row["clicks"] for row in new]
+            old_imp += [row["impressions"] for row in old]
+            old_clk += [row["clicks"] for row in old]
+            shares.append(sum(row["impressions"] for row in new) / max(1, sum(row["impressions"] for row in pool)))
+            before, after = ({row["item_id"]: row["mean_score"] for row in p} for p in (pools[i - 1], pool))
+            gone += [score for item_id, score in before.items() if item_id not in after]
+            came += [score for item_id, score in after.items() if item_id not in before]
+        best = [sorted((row["mean_score"] for row in p), reverse=True)[:3] for p in (pools[0], pools[-1])]
+        first.append(float(np.mean(best[0])))
+        final.append(float(np.mean(best[1])))
+    if not new_imp:
+        return None
+    return {
+        "new_impressions": float(np.mean(new_imp)),
+        "old_impressions": float(np.mean(old_imp)),
+        "new_ctr": sum(new_clk) / sum(new_imp),
+        "old_ctr": sum(old_clk) / sum(old_imp),
+        "new_share": float(np.mean(shares)),
+        "dropped_score": float(np.mean(gone)),
+        "added_score": float(np.mean(came)),
+        "top3_first": float(np.mean(first)),
+        "top3_last": float(np.mean(final)),
+    }
+
+
+def turnover_section() -> list[str]:
+    """:func:`turnover` for each of :data:`TURNOVER` and persona."""
+    lines = [
+        "",
+        "## Turnover under Thompson serving: what new items cost and bring",
+        "",
+        "Per item written at iteration i: its impressions and its CTR per impression in IP_i, against the",
+        "older items of IP_i; new items' share of IP_i's impressions; the mean judge score of the items",
+        "dropped and of those that came in; the mean score of the 3 best items of IP_0 and of the last pool.",
+        "",
+        "| run | population | strategy | impressions new / old | CTR per impression new / old | new items' "
+        "share | score dropped → added | 3 best, IP_0 → last |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for run, strategy in TURNOVER:
+        for population in ("Quality", "Ethical Considerations"):
+            t = turnover(run, population, strategy)
+            if t is None:
+                continue
+            lines.append(
+                f"| {run} | {population} | {strategy} | {t['new_impressions']:.0f} / {t['old_impressions']:.0f} "
+                f"| {100 * t['new_ctr']:.1f}% / {100 * t['old_ctr']:.1f}% | {100 * t['new_share']:.0f}% "
+                f"| {t['dropped_score']:.2f} → {t['added_score']:.2f} | {t['top3_first']:.2f} → {t['top3_last']:.2f} |"
+            )
     return lines
 
 
