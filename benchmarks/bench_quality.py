@@ -14,6 +14,9 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-seeds2-3  # S = 5000, seeds 2-3, 3 arms
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-pool20     # guided-ee on a 20-item pool
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-explore-pool  # explore lists the pool
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-thompson  # S = 5000, Thompson-served
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20    # ... guided-ee on 20 items
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-explore-paper # the paper's explore prompt
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -126,6 +129,27 @@ CONFIGS["guided-llm-300-explore-pool"] = dict(
     CONFIGS["guided-llm-300-seeds5-7-thompson"],
     strategies=["guided-ee"],
     strategy_options={"guided-ee": {"explore_lists": "pool"}},
+)
+
+# the paper's budget served by Thompson sampling (guided-ee's recommended serving): explore-exploit and
+# guided-ee on seeds 1-3, paired by cell (the same IP_0 through the cache). Unpaired with the
+# uniform-served S = 5000 runs (their IP_0s were in an earlier session's cache).
+CONFIGS["guided-llm-5000-thompson"] = dict(
+    CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[1, 2, 3]
+)
+# guided-ee over a 20-item pool at the paper's budget, beside the fixed-pool bandit on the same 20 items
+# (one generation request, through the cache), both Thompson-served: paired by cell
+CONFIGS["guided-llm-5000-pool20"] = dict(
+    CONFIGS["guided-llm-5000-thompson"], strategies=["guided-ee", "fixed-pool"], pool_size=20
+)
+
+# guided-ee writing its explore items with the paper's explore prompt (iterate_plain on the live pool, one
+# question: bench_explore.py measured such items 0.7 and 0.4 judge points above guided-ee's own, given the
+# same histories), Thompson-served, seeds 5-7; unpaired with the other seeds 5-7 runs (other IP_0s)
+CONFIGS["guided-llm-300-explore-paper"] = dict(
+    CONFIGS["guided-llm-300-seeds5-7-thompson"],
+    strategies=["guided-ee"],
+    strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper"}},
 )
 
 

@@ -15,6 +15,7 @@ strategy asked for) and per point of CTR gained over IP_0.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -39,6 +40,9 @@ RUNS = [
     "guided-llm-5000-seeds2-3",
     "guided-llm-300-pool20",
     "guided-llm-300-explore-pool",
+    "guided-llm-5000-thompson",
+    "guided-llm-5000-pool20",
+    "guided-llm-300-explore-paper",
 ]
 # the committed arms of seeds 5-7 at S = 300, as (run, strategy, label)
 SEEDS_5_7_ARMS = [
@@ -47,9 +51,10 @@ SEEDS_5_7_ARMS = [
     ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson (pool of 5, explore lists the history)"),
     ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
 ]
-# (title, [(run, strategy, label)], (run, arm, other arm) paired by cell or None, what to know of it): arms
-# of different runs on the same topics, personas and seeds but other IP_0s, compared unpaired with the
-# first arm (difference of means, Welch's interval); the named pair of arms of one run also paired by cell
+# (title, [(run or runs pooled, strategy, label)], [(run, arm, other arm) paired by cell], what to know of
+# it): arms of different runs on the same topics, personas and seeds but other IP_0s, compared unpaired
+# with the first arm (difference of means, Welch's interval); the named pairs of arms of one run also
+# paired by cell
 ARM_SETS = [
     (
         "guided-ee over a 20-item pool, LLM judge, S = 300, seeds 5-7",
@@ -58,7 +63,7 @@ ARM_SETS = [
             ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
             ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
         ],
-        ("guided-llm-300-pool20", "guided-ee", "fixed-pool"),
+        [("guided-llm-300-pool20", "guided-ee", "fixed-pool")],
         "`guided-llm-300-pool20` runs guided-ee on a pool of 20 items, served by Thompson sampling, beside"
         " the fixed-pool bandit; both start from the same 20 items (one generation request, through the"
         " cache), and guided-ee replaces the items that are confidently worse. The other arms are those of"
@@ -70,11 +75,51 @@ ARM_SETS = [
             *SEEDS_5_7_ARMS,
             ("guided-llm-300-explore-pool", "guided-ee", "guided-ee, thompson, explore lists the pool"),
         ],
-        None,
+        [],
         "`guided-llm-300-explore-pool` runs guided-ee with `explore_lists` `pool` (its explore prompt lists"
         " the live pool as the questions already covered, not the whole history; see `bench_explore.py`),"
         " served by Thompson sampling. The other arms are those of the seeds 5-7 runs: the same topics,"
         " personas and seeds, other IP_0s, so unpaired.",
+    ),
+]
+ARM_SETS += [
+    (
+        "guided-ee with the paper's explore prompt, LLM judge, S = 300, seeds 5-7",
+        [
+            *SEEDS_5_7_ARMS,
+            ("guided-llm-300-explore-pool", "guided-ee", "guided-ee, thompson, explore lists the pool"),
+            ("guided-llm-300-explore-paper", "guided-ee", "guided-ee, thompson, the paper's explore prompt"),
+        ],
+        [],
+        "`guided-llm-300-explore-paper` runs guided-ee with `explore_prompt` `paper`: its explore items come"
+        " from explore-exploit's explore prompt (`iterate_plain` on the live pool, one question), the rest"
+        " of guided-ee unchanged; served by Thompson sampling. The other arms are those of the seeds 5-7"
+        " runs: the same topics, personas and seeds, other IP_0s, so unpaired.",
+    ),
+    (
+        "The paper's budget served by Thompson sampling, LLM judge, S = 5000, seeds 1-3",
+        [
+            (
+                ("guided-llm-5000", "guided-llm-5000-seeds2-3"),
+                "explore-exploit",
+                "explore-exploit, uniform (the paper)",
+            ),
+            (("guided-llm-5000", "guided-llm-5000-seeds2-3"), "guided-ee", "guided-ee, uniform"),
+            (("guided-llm-5000", "guided-llm-5000-seeds2-3"), "fixed-pool", "fixed-pool (20 items, thompson)"),
+            ("guided-llm-5000-thompson", "explore-exploit", "explore-exploit, thompson"),
+            ("guided-llm-5000-thompson", "guided-ee", "guided-ee, thompson"),
+            ("guided-llm-5000-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
+            ("guided-llm-5000-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
+        ],
+        [
+            ("guided-llm-5000-thompson", "guided-ee", "explore-exploit"),
+            ("guided-llm-5000-pool20", "guided-ee", "fixed-pool"),
+        ],
+        "`guided-llm-5000-thompson` runs explore-exploit and guided-ee served by Thompson sampling (the same"
+        " IP_0 per cell); `guided-llm-5000-pool20` runs guided-ee on a 20-item pool beside the fixed-pool"
+        " bandit on the same 20 items, both Thompson-served. The uniform-served arms pool seeds 1-3 of"
+        " `guided-llm-5000` and `guided-llm-5000-seeds2-3`, run in an earlier session: other IP_0s, so"
+        " unpaired.",
     ),
 ]
 # (title, runs with the same settings on disjoint seeds, what to know of it): their cells pooled
@@ -241,6 +286,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines += pooled_section(rows)
     lines += arm_set_section(rows)
     lines += turnover_section()
+    lines += headroom_section(rows)
     lines += serving_section(rows)
     lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
     return "\n".join(lines)
@@ -303,12 +349,33 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float]:
     return float(x.mean() - y.mean()), float(T95.get(int(df), 1.96) * math.sqrt(vx + vy))
 
 
+def _runs(run: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (run,) if isinstance(run, str) else run
+
+
+def pooled_arm(
+    rows: list[dict[str, Any]], runs: tuple[str, ...], population: str, strategy: str
+) -> dict[str, Any] | None:
+    """One arm's cells over ``runs`` (same settings, disjoint seeds) as one row: Last and Avg CTR by cell
+    (keys prefixed by the run) and tokens per cell over all of them; None where no run has the arm."""
+    found = [r for r in rows if r["run"] in runs and (r["population"], r["strategy"]) == (population, strategy)]
+    if not found:
+        return None
+    cells = sum(r["cells"] for r in found)
+    return {
+        "last_by_cell": {f"{r['run']}|{k}": v for r in found for k, v in r["last_by_cell"].items()},
+        "avg_by_cell": {f"{r['run']}|{k}": v for r in found for k, v in r["avg_by_cell"].items()},
+        "tokens_per_cell": sum(r["tokens_per_cell"] * r["cells"] for r in found) / cells,
+    }
+
+
 def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
     """Each of :data:`ARM_SETS` whose runs exist: every arm against the first, unpaired."""
     index = {(r["run"], r["population"], r["strategy"]): r for r in rows}
+    present = {r["run"] for r in rows}
     lines: list[str] = []
-    for title, members, pair, note in ARM_SETS:
-        if not all(any(r["run"] == run for r in rows) for run, _, _ in members):
+    for title, members, pairs, note in ARM_SETS:
+        if not all(set(_runs(run)) <= present for run, _, _ in members):
             continue
         lines += [
             "",
@@ -320,9 +387,10 @@ def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
             "| Δ Last (points, unpaired) | tokens / cell |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
-        populations = list(dict.fromkeys(r["population"] for r in rows if r["run"] == members[0][0]))
+        first = _runs(members[0][0])
+        populations = list(dict.fromkeys(r["population"] for r in rows if r["run"] in first))
         for population in populations:
-            found = {label: index.get((run, population, s)) for run, s, label in members}
+            found = {label: pooled_arm(rows, _runs(run), population, s) for run, s, label in members}
             base = found[members[0][2]]
             if base is None:
                 continue
@@ -337,8 +405,7 @@ def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
                     f"| {float(np.mean(last)) / float(np.mean(base_last)):.2f} | {pct(*welch(last, base_last))} "
                     f"| {row['tokens_per_cell']:,.0f} |"
                 )
-        for population in populations if pair else []:
-            run, arm, other = pair
+        for (run, arm, other), population in itertools.product(pairs, populations):
             a, b = index.get((run, population, arm)), index.get((run, population, other))
             if a is None or b is None:
                 continue
@@ -430,6 +497,114 @@ def initial_pool(run: str, population: str, topic: str, seed: int) -> tuple[str,
         if path.parts[-4] != "fixed-pool":
             return tuple(row["text"] for row in json.loads(path.read_text())["pool"])
     return None
+
+
+def best_set_ctr(scores: np.ndarray, model: ClickModel, candidates: int = 25) -> float:
+    """The CTR (Eq. 1) of showing the same K items in every session, for the best such set of the items
+    whose judge scores are the columns of ``scores`` (n_personas, n_items), personas weighted equally.
+
+    A session showing items of weights w_i = exp(s_i / T) is clicked with probability
+    W / (W + exp(RS / T)), W the sum of the shown w_i. The search is exhaustive over the ``candidates``
+    items of highest mean weight over personas (all items when there are fewer).
+    """
+    k = model.k_shown
+    weights = np.exp(np.asarray(scores, dtype=float) / model.temperature)
+    top = np.argsort(-weights.mean(axis=0), kind="stable")[:candidates]
+    if len(top) < k:
+        return math.nan
+    sets = np.array(list(itertools.combinations(top, k)))
+    total = weights[:, sets].sum(axis=2)  # (personas, sets)
+    ctr = (total / (total + math.exp(model.rejection_score / model.temperature))).mean(axis=0)
+    return float(ctr.max())
+
+
+def _cell_items(cell: Path) -> dict[str, dict[str, float]]:
+    """Every item a cell ever had in a pool (IP_0 included): text -> judge score per persona."""
+    items: dict[str, dict[str, float]] = {}
+    for path in sorted(cell.glob("iter-*.json")):
+        for row in json.loads(path.read_text())["pool"]:
+            items[row["text"]] = row["scores"]
+    return items
+
+
+def _score_matrix(items: list[dict[str, float]]) -> np.ndarray:
+    personas = sorted(items[0])
+    return np.array([[item[p] for item in items] for p in personas])
+
+
+def headroom(run: str, population: str, strategy: str, model: ClickModel) -> dict[str, list[float]]:
+    """Per finished cell: the CTR of always showing the best K items of its last pool, and of the best K
+    items it ever wrote (what a server that knew every judge score could have reached with them)."""
+    out: dict[str, list[float]] = {"last_pool": [], "ever": []}
+    for cell in sorted((RESULTS / run / "cells" / slug(population) / strategy).glob("*/seed-*")):
+        files = sorted(cell.glob("iter-*.json"))
+        if not files:
+            continue
+        last = json.loads(files[-1].read_text())["pool"]
+        out["last_pool"].append(best_set_ctr(_score_matrix([row["scores"] for row in last]), model))
+        out["ever"].append(best_set_ctr(_score_matrix(list(_cell_items(cell).values())), model))
+    return out
+
+
+def writer_ceiling(population: str, model: ClickModel) -> dict[str, tuple[int, float]]:
+    """Per topic: how many distinct items the committed LLM-judge runs wrote for it (``population``'s
+    cells), and the CTR of always showing the best K of them (an item scored in several runs: its mean)."""
+    union: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for run in RUNS:
+        if not run.startswith("guided-llm"):
+            continue
+        for cell in sorted((RESULTS / run / "cells" / slug(population)).glob("*/*/seed-*")):
+            seen = union.setdefault(cell.parts[-2], {})
+            for text, scores in _cell_items(cell).items():
+                seen.setdefault(text, []).append(scores)
+    out = {}
+    for topic, seen in union.items():
+        items = [{p: float(np.mean([s[p] for s in scored])) for p in scored[0]} for scored in seen.values()]
+        out[topic] = (len(items), best_set_ctr(_score_matrix(items), model))
+    return out
+
+
+def headroom_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Observed Last CTR against what the arms' own items allowed, and against the writer's best items."""
+    llm = [r for r in rows if r["judge"] == "llm"]
+    if not llm:
+        return []
+    config = json.loads((RESULTS / llm[0]["run"] / "summary.json").read_text())["config"]
+    model = ClickModel(config["temperature"], config["rejection_score"], config["k_shown"])
+    k = model.k_shown
+    lines = [
+        "",
+        "## Headroom, LLM judge: what the written items allowed",
+        "",
+        f"Best {k} of the last pool: the CTR of showing, in every session, the {k} items of the last pool",
+        "with the best judge scores (Eq. 1, personas weighted equally): what a server that knew the scores",
+        "would get from it. Best ever written: the same over every item the cell ever had in a pool, a bound",
+        "on what keeping the best items would have given. Means over cells ± 95% t-intervals, in percent.",
+        "",
+        f"| run | population | strategy | cells | Last CTR | best {k} of the last pool | best {k} ever written |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in llm:
+        h = headroom(r["run"], r["population"], r["strategy"], model)
+        if not h["ever"]:
+            continue
+        lines.append(
+            f"| {r['run']} | {r['population']} | {r['strategy']} | {r['cells']} | {pct(r['last_ctr'], r['last_ci'])} "
+            f"| {pct(*mean_ci(h['last_pool']))} | {pct(*mean_ci(h['ever']))} |"
+        )
+    lines += [
+        "",
+        "The writer's best: per topic, every distinct item the committed LLM-judge runs wrote for the persona",
+        f"group, and the CTR of showing its best {k} in every session: a bound on any selection from that",
+        "many draws of the 1.5B writer (one cell draws 15 to 45).",
+        "",
+        f"| population | topic | distinct items | best {k} of them |",
+        "|---|---|---:|---:|",
+    ]
+    for population in dict.fromkeys(r["population"] for r in llm):
+        for topic, (n, ctr) in sorted(writer_ceiling(population, model).items()):
+            lines.append(f"| {population} | {topic} | {n} | {100 * ctr:.1f} |")
+    return lines
 
 
 def serving_section(rows: list[dict[str, Any]]) -> list[str]:

@@ -173,6 +173,26 @@ def test_explore_prompt_lists_the_history_or_the_live_pool(lists):
     assert new.text != CANDIDATES[0] and float(dict(new.provenance.notes)["novelty"]) > 0.5
 
 
+def test_paper_explore_prompt_writes_one_question_from_the_papers_prompt():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    paper_item = "New Question: How heavy is a typical ten-piece cookware set?"
+    w, llm = make_writer(Responder(CANDIDATES, exploit=paper_item))
+    strategy = GuidedExploreExploit(n_explore=1, n_exploit=0, explore_lists="pool", explore_prompt="paper")
+    after = strategy.step(state, w, np.random.default_rng(0))
+    prompts = [r.messages[0].content for r in llm.requests]
+    assert len(prompts) == 1
+    assert "numbered 1 to" not in prompts[0]  # not guided-ee's list prompt
+    assert "explores an aspect" in prompts[0]  # the paper's explore prompt (iterate_plain)
+    kept = [state.history[i].item.text for i in after.pool if i in state.pool]
+    dropped = next(state.history[i].item.text for i in state.pool if i not in after.pool)
+    assert all(f"Question: {t}" in prompts[0] for t in kept) and dropped not in prompts[0]
+    new = next(after.history[i].item for i in after.pool if i not in state.pool)
+    assert new.text == "How heavy is a typical ten-piece cookware set?"
+    assert new.provenance.origin is ItemOrigin.EXPLORE
+    notes = dict(new.provenance.notes)
+    assert notes["explore_prompt"] == "paper" and float(notes["novelty"]) > 0.5
+
+
 def test_a_write_that_keeps_failing_leaves_nothing_applied():
     state = state_with([3000] * 5, [10, 20, 300, 310, 320])
     w, _ = make_writer(Responder(["not a question"], exploit="I cannot help with that"))
@@ -191,6 +211,7 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"aspect_threshold": 0}, "threshold"),
         ({"min_impressions": -1}, "min_impressions"),
         ({"explore_lists": "everything"}, "explore_lists"),
+        ({"explore_prompt": "free"}, "explore_prompt"),
     ],
 )
 def test_bad_options(options, match):

@@ -23,7 +23,8 @@ the new item's provenance:
    writes one new item on that aspect.
 3. **Explore** asks for ``n_candidates`` items on aspects the questions it lists do not cover (the
    whole history by default; ``explore_lists="pool"``: the live pool, as the paper's explore prompt)
-   and keeps the one most novel against the whole history (and anything written this step).
+   and keeps the one most novel against the whole history (and anything written this step);
+   ``explore_prompt="paper"`` writes one item from explore-exploit's explore prompt instead.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from clickloop.strategies.aspects import AspectGrouper
 from clickloop.strategies.writer import ItemWriter, render_questions
 
 EXPLORE_LISTS = ("history", "pool")
+EXPLORE_PROMPTS = ("candidates", "paper")
 
 
 def _with_notes(item: Item, notes: dict[str, str]) -> Item:
@@ -68,6 +70,9 @@ class GuidedExploreExploit:
     items. The impression gates count every iteration. ``explore_lists``: which questions the explore
     prompt lists as already covered: ``history`` (every item so far) or ``pool`` (the live items and
     those written this step); novelty is judged against the whole history either way.
+    ``explore_prompt``: ``candidates`` (the ``guided_explore`` prompt asks for ``n_candidates`` questions
+    on uncovered aspects and the most novel is kept) or ``paper`` (explore-exploit's ``iterate_plain``
+    prompt writes one question, as the paper's explore step does; ``n_candidates`` is then unused).
     """
 
     n_explore: int = 1
@@ -85,6 +90,7 @@ class GuidedExploreExploit:
     history_weight: float = 1.0
     monotone_drops: bool = False
     explore_lists: str = "history"
+    explore_prompt: str = "candidates"
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -114,6 +120,10 @@ class GuidedExploreExploit:
         if self.explore_lists not in EXPLORE_LISTS:
             raise ConfigurationError(
                 f"guided-ee explore_lists ({self.explore_lists!r}) must be one of {', '.join(EXPLORE_LISTS)}"
+            )
+        if self.explore_prompt not in EXPLORE_PROMPTS:
+            raise ConfigurationError(
+                f"guided-ee explore_prompt ({self.explore_prompt!r}) must be one of {', '.join(EXPLORE_PROMPTS)}"
             )
         BetaPrior(self.prior_alpha, self.prior_beta)
         AspectGrouper(self.aspect_threshold, self.aspect_method)  # validates both
@@ -249,16 +259,25 @@ class GuidedExploreExploit:
         topic = state.context.topic
         existing = [r.item.text for r in state.records] + [i.text for i in new]
         listed = existing if self.explore_lists == "history" else [*(r.item.text for r in kept), *(i.text for i in new)]
-        candidates = writer.write_candidates(
-            state.context,
-            "guided_explore",
-            ItemOrigin.EXPLORE,
-            state.iteration + 1,
-            existing,
-            self.n_candidates,
-            parents=tuple(r.item.item_id for r in state.records),
-            questions="\n".join(f"Question: {t}" for t in listed),
-        )
+        questions = "\n".join(f"Question: {t}" for t in listed)
+        parents = tuple(r.item.item_id for r in state.records)
+        iteration = state.iteration + 1
+        if self.explore_prompt == "paper":
+            paper = writer.write_one(
+                state.context, "iterate_plain", ItemOrigin.EXPLORE, iteration, existing, parents, questions=questions
+            )
+            candidates = [paper]
+        else:
+            candidates = writer.write_candidates(
+                state.context,
+                "guided_explore",
+                ItemOrigin.EXPLORE,
+                iteration,
+                existing,
+                self.n_candidates,
+                parents=parents,
+                questions=questions,
+            )
         novelty = [grouper.novelty(c.text, existing, topic) for c in candidates]
         best = int(np.argmax(novelty))  # the first of equals: the model's own order
         return _with_notes(
@@ -268,6 +287,7 @@ class GuidedExploreExploit:
                 "dropped": dropped_note,
                 "candidates": " | ".join(f"{c.text} ({n:.2f})" for c, n in zip(candidates, novelty, strict=True)),
                 "novelty": f"{novelty[best]:.2f}",
+                "explore_prompt": self.explore_prompt,
                 "aspect": grouper.label(candidates[best].text, topic),
             },
         )
