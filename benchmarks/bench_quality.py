@@ -22,10 +22,13 @@ Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/)
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
 benchmarks/.cache (ignored by git): a rerun of the same command resumes and reuses them, so the wall
 time recorded is the one of the run that did the work (cold cache, 2 threads for llama.cpp).
+``--seeds 5`` (then ``--seeds 5,6``, then none) runs a config in stages, one seed at a time; each
+invocation is kept in bench.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -132,13 +135,15 @@ CONFIGS["guided-llm-300-explore-pool"] = dict(
 )
 
 # the paper's budget served by Thompson sampling (guided-ee's recommended serving): explore-exploit and
-# guided-ee on seeds 1-3, paired by cell (the same IP_0 through the cache). Unpaired with the
-# uniform-served S = 5000 runs (their IP_0s were in an earlier session's cache).
+# guided-ee, paired by cell (the same IP_0 through the cache). Unpaired with the uniform-served S = 5000
+# runs (their IP_0s were in an earlier session's cache). Seeds 1-2 are committed (cold, on 2 cores: about
+# 27 min a seed, bench.json); add seed 3 by extending the list, finished cells are resumed.
 CONFIGS["guided-llm-5000-thompson"] = dict(
-    CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[1, 2, 3]
+    CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[1, 2]
 )
 # guided-ee over a 20-item pool at the paper's budget, beside the fixed-pool bandit on the same 20 items
-# (one generation request, through the cache), both Thompson-served: paired by cell
+# (one generation request, through the cache), both Thompson-served: paired by cell. Seeds 1-2, about
+# 15 min a seed.
 CONFIGS["guided-llm-5000-pool20"] = dict(
     CONFIGS["guided-llm-5000-thompson"], strategies=["guided-ee", "fixed-pool"], pool_size=20
 )
@@ -153,8 +158,12 @@ CONFIGS["guided-llm-300-explore-paper"] = dict(
 )
 
 
-def main(name: str) -> None:
-    config = build_config({**CONFIGS[name], "cache_dir": str(CACHE)})
+def main(name: str, seeds: list[int] | None = None) -> None:
+    """Run (or resume) ``CONFIGS[name]``; ``seeds``: only the first of its seeds, a staged run."""
+    settings = dict(CONFIGS[name])
+    if seeds is not None:
+        settings["seeds"] = seeds
+    config = build_config({**settings, "cache_dir": str(CACHE)})
     out = RESULTS / name
     done = [0]
 
@@ -195,7 +204,25 @@ def main(name: str) -> None:
     print(f"wall {wall:.0f} s; LLM totals {totals}; failures {len(outcome.failures)}")
 
 
+def parse_seeds(name: str, text: str) -> list[int]:
+    """``--seeds`` as a list: a leading part of ``CONFIGS[name]``'s seeds, so that the staged cells are
+    those of the full run and a later run without ``--seeds`` resumes them."""
+    full = CONFIGS[name]["seeds"]
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        sys.exit(f"--seeds must be comma-separated integers, e.g. {full[0]}; got {text!r}")
+    if seeds != full[: len(seeds)]:
+        sys.exit(f"--seeds must be a leading part of {name}'s seeds {full}, e.g. {full[0]}; got {seeds}")
+    return seeds
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CONFIGS:
-        sys.exit(f"usage: bench_quality.py {{{'|'.join(CONFIGS)}}}")
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("name", choices=list(CONFIGS))
+    parser.add_argument(
+        "--seeds",
+        help="run only these of the config's first seeds (comma-separated); rerun without it to finish",
+    )
+    args = parser.parse_args()
+    main(args.name, None if args.seeds is None else parse_seeds(args.name, args.seeds))

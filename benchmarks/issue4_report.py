@@ -97,7 +97,7 @@ ARM_SETS += [
         " runs: the same topics, personas and seeds, other IP_0s, so unpaired.",
     ),
     (
-        "The paper's budget served by Thompson sampling, LLM judge, S = 5000, seeds 1-3",
+        "The paper's budget served by Thompson sampling, LLM judge, S = 5000",
         [
             (
                 ("guided-llm-5000", "guided-llm-5000-seeds2-3"),
@@ -117,7 +117,7 @@ ARM_SETS += [
         ],
         "`guided-llm-5000-thompson` runs explore-exploit and guided-ee served by Thompson sampling (the same"
         " IP_0 per cell); `guided-llm-5000-pool20` runs guided-ee on a 20-item pool beside the fixed-pool"
-        " bandit on the same 20 items, both Thompson-served. The uniform-served arms pool seeds 1-3 of"
+        " bandit on the same 20 items, both Thompson-served, seeds 1-2. The uniform-served arms pool seeds 1-3 of"
         " `guided-llm-5000` and `guided-llm-5000-seeds2-3`, run in an earlier session: other IP_0s, so"
         " unpaired.",
     ),
@@ -596,7 +596,7 @@ def headroom_section(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "The writer's best: per topic, every distinct item the committed LLM-judge runs wrote for the persona",
         f"group, and the CTR of showing its best {k} in every session: a bound on any selection from that",
-        "many draws of the 1.5B writer (one cell draws 15 to 45).",
+        "many draws of the 1.5B writer (one cell has 15 to 40).",
         "",
         f"| population | topic | distinct items | best {k} of them |",
         "|---|---|---:|---:|",
