@@ -142,10 +142,10 @@ CONFIGS["guided-llm-5000-thompson"] = dict(
     CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[1, 2]
 )
 # guided-ee over a 20-item pool at the paper's budget, beside the fixed-pool bandit on the same 20 items
-# (one generation request, through the cache), both Thompson-served: paired by cell. Seeds 1-2, about
+# (one generation request, through the cache), both Thompson-served: paired by cell. Seeds 1-3, about
 # 15 min a seed.
 CONFIGS["guided-llm-5000-pool20"] = dict(
-    CONFIGS["guided-llm-5000-thompson"], strategies=["guided-ee", "fixed-pool"], pool_size=20
+    CONFIGS["guided-llm-5000-thompson"], strategies=["guided-ee", "fixed-pool"], pool_size=20, seeds=[1, 2, 3]
 )
 
 # guided-ee writing its explore items with the paper's explore prompt (iterate_plain on the live pool, one

@@ -117,9 +117,9 @@ ARM_SETS += [
         ],
         "`guided-llm-5000-thompson` runs explore-exploit and guided-ee served by Thompson sampling (the same"
         " IP_0 per cell); `guided-llm-5000-pool20` runs guided-ee on a 20-item pool beside the fixed-pool"
-        " bandit on the same 20 items, both Thompson-served, seeds 1-2. The uniform-served arms pool seeds 1-3 of"
-        " `guided-llm-5000` and `guided-llm-5000-seeds2-3`, run in an earlier session: other IP_0s, so"
-        " unpaired.",
+        " bandit on the same 20 items, both Thompson-served (seeds 1-2 and 1-3). The uniform-served arms"
+        " pool seeds 1-3 of `guided-llm-5000` and `guided-llm-5000-seeds2-3`, run in an earlier session:"
+        " other IP_0s, so unpaired.",
     ),
 ]
 # (title, runs with the same settings on disjoint seeds, what to know of it): their cells pooled
