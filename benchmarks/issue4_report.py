@@ -286,6 +286,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines += pooled_section(rows)
     lines += arm_set_section(rows)
     lines += turnover_section()
+    lines += origin_section()
     lines += headroom_section(rows)
     lines += serving_section(rows)
     lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
@@ -434,7 +435,7 @@ def turnover(run: str, population: str, strategy: str) -> dict[str, float] | Non
     came in; and the mean score of the 3 best items of IP_0 and of the last pool."""
     new_imp, new_clk, old_imp, old_clk, shares, gone, came, first, final = [], [], [], [], [], [], [], [], []
     for cell in sorted((RESULTS / run / "cells" / slug(population) / strategy).glob("*/seed-*")):
-        pools = [json.loads(path.read_text())["pool"] for path in sorted(cell.glob("iter-*.json"))]
+        pools = _cell_pools(cell)
         for i, pool in enumerate(pools[1:], start=1):
             new = [row for row in pool if row["provenance"]["iteration"] == i]
             old = [row for row in pool if row["provenance"]["iteration"] != i]
@@ -462,6 +463,41 @@ def turnover(run: str, population: str, strategy: str) -> dict[str, float] | Non
         "top3_first": float(np.mean(first)),
         "top3_last": float(np.mean(final)),
     }
+
+
+# (run, strategy) whose written items origin_section scores by origin: guided-ee's explore variants
+ORIGINS = [
+    ("guided-llm-300-seeds5-7-thompson", "guided-ee"),
+    ("guided-llm-300-explore-pool", "guided-ee"),
+    ("guided-llm-300-explore-paper", "guided-ee"),
+]
+
+
+def origin_section() -> list[str]:
+    """Mean judge score of the items each of :data:`ORIGINS` wrote, by origin (explore / exploit), each
+    item once per cell, for each persona."""
+    lines = [
+        "",
+        "## Judge scores of the items written, by origin",
+        "",
+        "Mean judge score (1-10) of every item the strategy wrote in the loop (IP_0 left out), each once",
+        "per cell, with the count of items.",
+        "",
+        "| run | population | strategy | explore | exploit |",
+        "|---|---|---|---:|---:|",
+    ]
+    for run, strategy in ORIGINS:
+        for population in ("Quality", "Ethical Considerations"):
+            found: dict[str, list[float]] = {}
+            for cell in sorted((RESULTS / run / "cells" / slug(population) / strategy).glob("*/seed-*")):
+                for row in _cell_rows(_cell_pools(cell)).values():
+                    if row["provenance"]["origin"] != "initial":
+                        found.setdefault(row["provenance"]["origin"], []).append(row["mean_score"])
+            if not found:
+                continue
+            cells = [f"{np.mean(found[o]):.2f} ({len(found[o])})" if o in found else "" for o in ("explore", "exploit")]
+            lines.append(f"| {run} | {population} | {strategy} | {' | '.join(cells)} |")
+    return lines
 
 
 def turnover_section() -> list[str]:
@@ -518,13 +554,19 @@ def best_set_ctr(scores: np.ndarray, model: ClickModel, candidates: int = 25) ->
     return float(ctr.max())
 
 
-def _cell_items(cell: Path) -> dict[str, dict[str, float]]:
-    """Every item a cell ever had in a pool (IP_0 included): text -> judge score per persona."""
-    items: dict[str, dict[str, float]] = {}
-    for path in sorted(cell.glob("iter-*.json")):
-        for row in json.loads(path.read_text())["pool"]:
-            items[row["text"]] = row["scores"]
-    return items
+def _cell_pools(cell: Path) -> list[list[dict[str, Any]]]:
+    """The pool rows of each of a cell's iterations, IP_0 first."""
+    return [json.loads(path.read_text())["pool"] for path in sorted(cell.glob("iter-*.json"))]
+
+
+def _cell_rows(pools: list[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Every item a cell ever had in one of ``pools``, once: item id -> its latest row."""
+    return {row["item_id"]: row for pool in pools for row in pool}
+
+
+def _cell_items(pools: list[list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Every item a cell ever had in one of ``pools``: text -> judge score per persona."""
+    return {row["text"]: row["scores"] for pool in pools for row in pool}
 
 
 def _score_matrix(items: list[dict[str, float]]) -> np.ndarray:
@@ -534,15 +576,17 @@ def _score_matrix(items: list[dict[str, float]]) -> np.ndarray:
 
 def headroom(run: str, population: str, strategy: str, model: ClickModel) -> dict[str, list[float]]:
     """Per finished cell: the CTR of always showing the best K items of its last pool, and of the best K
-    items it ever wrote (what a server that knew every judge score could have reached with them)."""
-    out: dict[str, list[float]] = {"last_pool": [], "ever": []}
+    items it ever wrote (what a server that knew every judge score could have reached with them), and
+    how many items it ever had."""
+    out: dict[str, list[float]] = {"last_pool": [], "ever": [], "items": []}
     for cell in sorted((RESULTS / run / "cells" / slug(population) / strategy).glob("*/seed-*")):
-        files = sorted(cell.glob("iter-*.json"))
-        if not files:
+        pools = _cell_pools(cell)
+        if not pools:
             continue
-        last = json.loads(files[-1].read_text())["pool"]
-        out["last_pool"].append(best_set_ctr(_score_matrix([row["scores"] for row in last]), model))
-        out["ever"].append(best_set_ctr(_score_matrix(list(_cell_items(cell).values())), model))
+        items = _cell_items(pools)
+        out["last_pool"].append(best_set_ctr(_score_matrix([row["scores"] for row in pools[-1]]), model))
+        out["ever"].append(best_set_ctr(_score_matrix(list(items.values())), model))
+        out["items"].append(len(items))
     return out
 
 
@@ -555,7 +599,7 @@ def writer_ceiling(population: str, model: ClickModel) -> dict[str, tuple[int, f
             continue
         for cell in sorted((RESULTS / run / "cells" / slug(population)).glob("*/*/seed-*")):
             seen = union.setdefault(cell.parts[-2], {})
-            for text, scores in _cell_items(cell).items():
+            for text, scores in _cell_items(_cell_pools(cell)).items():
                 seen.setdefault(text, []).append(scores)
     out = {}
     for topic, seen in union.items():
@@ -584,10 +628,12 @@ def headroom_section(rows: list[dict[str, Any]]) -> list[str]:
         f"| run | population | strategy | cells | Last CTR | best {k} of the last pool | best {k} ever written |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
+    sizes: list[float] = []
     for r in llm:
         h = headroom(r["run"], r["population"], r["strategy"], model)
         if not h["ever"]:
             continue
+        sizes += h["items"]
         lines.append(
             f"| {r['run']} | {r['population']} | {r['strategy']} | {r['cells']} | {pct(r['last_ctr'], r['last_ci'])} "
             f"| {pct(*mean_ci(h['last_pool']))} | {pct(*mean_ci(h['ever']))} |"
@@ -596,7 +642,7 @@ def headroom_section(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "The writer's best: per topic, every distinct item the committed LLM-judge runs wrote for the persona",
         f"group, and the CTR of showing its best {k} in every session: a bound on any selection from that",
-        "many draws of the 1.5B writer (one cell has 15 to 40).",
+        f"many draws of the 1.5B writer (one cell has {min(sizes):.0f} to {max(sizes):.0f}).",
         "",
         f"| population | topic | distinct items | best {k} of them |",
         "|---|---|---:|---:|",

@@ -117,14 +117,11 @@ class GuidedExploreExploit:
             if not (number and low <= value and (value <= high if closed else value < high)):
                 interval = f"[{low}, {high}{']' if closed else ')'}"
                 raise ConfigurationError(f"guided-ee {field_name} ({value!r}) must be in {interval}; {hint}")
-        if self.explore_lists not in EXPLORE_LISTS:
-            raise ConfigurationError(
-                f"guided-ee explore_lists ({self.explore_lists!r}) must be one of {', '.join(EXPLORE_LISTS)}"
-            )
-        if self.explore_prompt not in EXPLORE_PROMPTS:
-            raise ConfigurationError(
-                f"guided-ee explore_prompt ({self.explore_prompt!r}) must be one of {', '.join(EXPLORE_PROMPTS)}"
-            )
+        for field_name, choices in (("explore_lists", EXPLORE_LISTS), ("explore_prompt", EXPLORE_PROMPTS)):
+            if getattr(self, field_name) not in choices:
+                raise ConfigurationError(
+                    f"guided-ee {field_name} ({getattr(self, field_name)!r}) must be one of {', '.join(choices)}"
+                )
         BetaPrior(self.prior_alpha, self.prior_beta)
         AspectGrouper(self.aspect_threshold, self.aspect_method)  # validates both
         if self.aspect_method == "minilm":
@@ -263,10 +260,17 @@ class GuidedExploreExploit:
         parents = tuple(r.item.item_id for r in state.records)
         iteration = state.iteration + 1
         if self.explore_prompt == "paper":
-            paper = writer.write_one(
-                state.context, "iterate_plain", ItemOrigin.EXPLORE, iteration, existing, parents, questions=questions
-            )
-            candidates = [paper]
+            candidates = [
+                writer.write_one(
+                    state.context,
+                    "iterate_plain",
+                    ItemOrigin.EXPLORE,
+                    iteration,
+                    existing,
+                    parents,
+                    questions=questions,
+                )
+            ]
         else:
             candidates = writer.write_candidates(
                 state.context,
