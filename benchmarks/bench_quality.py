@@ -17,6 +17,7 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-thompson  # S = 5000, Thompson-served
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20    # ... guided-ee on 20 items
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-explore-paper # the paper's explore prompt
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20-explore-paper  # ... on 20 items
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -154,6 +155,15 @@ CONFIGS["guided-llm-5000-pool20"] = dict(
 CONFIGS["guided-llm-300-explore-paper"] = dict(
     CONFIGS["guided-llm-300-seeds5-7-thompson"],
     strategies=["guided-ee"],
+    strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper"}},
+)
+
+# the same on 20 items with guided-ee's explore items from the paper's explore prompt on the live pool
+# (one question; bench_step.py: 0.56 judge points above guided-ee's own on the Ethical persona, given the
+# same states, and a shorter prompt than the history guided-ee lists by default), beside the fixed-pool
+# bandit on the same 20 items (paired by cell). Seeds 1-3.
+CONFIGS["guided-llm-5000-pool20-explore-paper"] = dict(
+    CONFIGS["guided-llm-5000-pool20"],
     strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper"}},
 )
 

@@ -193,6 +193,25 @@ def test_paper_explore_prompt_writes_one_question_from_the_papers_prompt():
     assert notes["explore_prompt"] == "paper" and float(notes["novelty"]) > 0.5
 
 
+def test_paper_exploit_prompt_shows_the_history_with_ctrs():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit(n_explore=0, n_exploit=1, exploit_prompt="paper").step(
+        state, w, np.random.default_rng(0)
+    )
+    (prompt,) = [r.messages[0].content for r in llm.requests]
+    assert "same general topic as the question with the highest CTR" in prompt  # the paper's exploit prompt
+    # every item with its latest CTR, lowest first; the best one (320 of 3000) last
+    assert prompt.index("CTR: 0.3%") < prompt.index("CTR: 10.0%") < prompt.index("CTR: 10.7%")
+    assert all(state.history[i].item.text in prompt for i in state.pool)
+    new = next(after.history[i].item for i in after.pool if i not in state.pool)
+    assert new.text == "Does copper cookware tarnish over time?" and new.provenance.origin is ItemOrigin.EXPLOIT
+    notes = dict(new.provenance.notes)
+    assert notes["exploit_prompt"] == "paper" and notes["best_item"] == state.pool[4]
+    assert "target" not in notes  # no code-chosen target is used
+    assert new.provenance.template == "exploit" and new.provenance.parents[0] == state.pool[4]
+
+
 def test_a_write_that_keeps_failing_leaves_nothing_applied():
     state = state_with([3000] * 5, [10, 20, 300, 310, 320])
     w, _ = make_writer(Responder(["not a question"], exploit="I cannot help with that"))
@@ -212,6 +231,7 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"min_impressions": -1}, "min_impressions"),
         ({"explore_lists": "everything"}, "explore_lists"),
         ({"explore_prompt": "free"}, "explore_prompt"),
+        ({"exploit_prompt": "ctr"}, "exploit_prompt"),
     ],
 )
 def test_bad_options(options, match):

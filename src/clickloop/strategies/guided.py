@@ -20,7 +20,9 @@ the new item's provenance:
    by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
    items of the history with the highest posterior mean CTR, ordered from least to most clicked (what
    users like, as an order a small model can follow), the target and the items on its aspect; it
-   writes one new item on that aspect.
+   writes one new item on that aspect. ``exploit_prompt="paper"`` writes it from explore-exploit's
+   exploit prompt instead (the whole history with each item's latest CTR; the LLM picks the topic),
+   so that only the writing differs from the paper's exploit step.
 3. **Explore** asks for ``n_candidates`` items on aspects the questions it lists do not cover (the
    whole history by default; ``explore_lists="pool"``: the live pool, as the paper's explore prompt)
    and keeps the one most novel against the whole history (and anything written this step);
@@ -40,10 +42,11 @@ from clickloop.core.posterior import BetaPrior, posteriors, prob_below_best, tho
 from clickloop.embedding.minilm import check_installed
 from clickloop.errors import ConfigurationError
 from clickloop.strategies.aspects import AspectGrouper
-from clickloop.strategies.writer import ItemWriter, render_questions
+from clickloop.strategies.writer import ItemWriter, render_history, render_questions
 
 EXPLORE_LISTS = ("history", "pool")
 EXPLORE_PROMPTS = ("candidates", "paper")
+EXPLOIT_PROMPTS = ("guided", "paper")
 
 
 def _with_notes(item: Item, notes: dict[str, str]) -> Item:
@@ -73,6 +76,9 @@ class GuidedExploreExploit:
     ``explore_prompt``: ``candidates`` (the ``guided_explore`` prompt asks for ``n_candidates`` questions
     on uncovered aspects and the most novel is kept) or ``paper`` (explore-exploit's ``iterate_plain``
     prompt writes one question, as the paper's explore step does; ``n_candidates`` is then unused).
+    ``exploit_prompt``: ``guided`` (the ``guided_exploit`` prompt on the Thompson-sampled target, no
+    numbers shown) or ``paper`` (explore-exploit's ``exploit`` prompt: every item so far with its latest
+    CTR, lowest first; the target and aspect cap are then not used, the model chooses the topic).
     """
 
     n_explore: int = 1
@@ -91,6 +97,7 @@ class GuidedExploreExploit:
     monotone_drops: bool = False
     explore_lists: str = "history"
     explore_prompt: str = "candidates"
+    exploit_prompt: str = "guided"
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -117,7 +124,11 @@ class GuidedExploreExploit:
             if not (number and low <= value and (value <= high if closed else value < high)):
                 interval = f"[{low}, {high}{']' if closed else ')'}"
                 raise ConfigurationError(f"guided-ee {field_name} ({value!r}) must be in {interval}; {hint}")
-        for field_name, choices in (("explore_lists", EXPLORE_LISTS), ("explore_prompt", EXPLORE_PROMPTS)):
+        for field_name, choices in (
+            ("explore_lists", EXPLORE_LISTS),
+            ("explore_prompt", EXPLORE_PROMPTS),
+            ("exploit_prompt", EXPLOIT_PROMPTS),
+        ):
             if getattr(self, field_name) not in choices:
                 raise ConfigurationError(
                     f"guided-ee {field_name} ({getattr(self, field_name)!r}) must be one of {', '.join(choices)}"
@@ -205,6 +216,8 @@ class GuidedExploreExploit:
         dropped_note: str,
     ) -> Item:
         topic = state.context.topic
+        if self.exploit_prompt == "paper":
+            return self._exploit_paper(state, writer, grouper, new, dropped_note)
         live_texts = [r.item.text for r in kept] + [i.text for i in new]
         order = thompson_order([self.evidence(r) for r in kept], rng, self.prior)
         target, skipped = kept[order[0]], []
@@ -241,6 +254,31 @@ class GuidedExploreExploit:
                 "skipped_targets": ",".join(skipped),
                 "aspect": grouper.label(target.item.text, topic),
                 "aspect_similarity": f"{grouper.similarity(target.item.text, item.text, topic):.2f}",
+            },
+        )
+
+    def _exploit_paper(
+        self, state: ContextState, writer: ItemWriter, grouper: AspectGrouper, new: list[Item], dropped_note: str
+    ) -> Item:
+        """The exploit item from explore-exploit's prompt: the history with CTRs, the LLM picks the topic."""
+        best = max(state.pool_records, key=lambda r: r.ctr).item.item_id
+        item = writer.write_one(
+            state.context,
+            "exploit",
+            ItemOrigin.EXPLOIT,
+            state.iteration + 1,
+            [r.item.text for r in state.records] + [i.text for i in new],
+            parents=(best, *(r.item.item_id for r in state.records if r.item.item_id != best)),
+            history=render_history(state.records),
+        )
+        return _with_notes(
+            item,
+            {
+                "strategy": self.name,
+                "dropped": dropped_note,
+                "exploit_prompt": self.exploit_prompt,
+                "best_item": best,
+                "aspect": grouper.label(item.text, state.context.topic),
             },
         )
 

@@ -1,0 +1,192 @@
+"""One step of several strategies from the same states, judged by the same LLM judge.
+
+    .venv/bin/python benchmarks/bench_step.py            # 36 states x 5 arms, about 40 min on 2 cores
+    .venv/bin/python benchmarks/bench_step.py --quick    # 2 states, to try it, not saved
+
+A loop run mixes everything: which items are dropped, what is written, how sessions are served, and
+the click noise of S sessions compounded over 10 iterations; differences between strategies of 2-3
+points stay inside the noise of 9 cells. This takes the states IP_i (items, clicks and impressions,
+the whole history) that committed cells reached, and applies one ``step`` of each arm to every
+state, with the same writer seed, so each arm is compared with the others on identical inputs:
+
+* the mean judge score (1-10, the expected score the simulator uses, for the population's persona)
+  of the items each arm writes, by origin (explore / exploit), and minus the first arm's item of that
+  origin written from the same state;
+* the CTR (Eq. 1) of the pool the step leaves, served uniformly (``expected``) and of its best 3
+  items shown in every session (``best 3``), in percent.
+
+States: guided-ee's cells of ``guided-llm-5000-thompson`` (S = 5000, Thompson-served), both
+personas, 3 topics x seeds 1-2 x iterations 3, 6 and 9. Paired differences against the first arm,
+mean ± 95% t-interval over states. LLM answers are cached in ``benchmarks/.cache`` like the other
+quality benchmarks; writes ``results/step.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import RESULTS, machine, save_invocation
+from issue4_report import best_set_ctr, mean_ci
+
+from clickloop.domains import load_domain
+from clickloop.experiment.cell import slug
+from clickloop.experiment.files import state_from_json
+from clickloop.judges import make_judge
+from clickloop.llm.cache import Cached, ResponseCache
+from clickloop.llm.registry import make_backend
+from clickloop.simulator.click_model import ClickModel, expected_pool_ctr
+from clickloop.strategies import ItemConstraints, ItemWriter, make_strategy
+
+CACHE = Path(__file__).parent / ".cache"
+SOURCE = RESULTS / "guided-llm-5000-thompson"
+SOURCE_STRATEGY = "guided-ee"
+TOPICS = ["Cookware Sets", "Spray Bottles", "TV Antennas"]
+SEEDS = [1, 2]
+ITERATIONS = [3, 6, 9]
+PERSONAS = ["Ethical Considerations", "Quality"]
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "guided-ee": ("guided-ee", {}),
+    "guided-ee, no aspect cap": ("guided-ee", {"max_per_aspect": 5}),
+    "guided-ee, the paper's exploit prompt": ("guided-ee", {"exploit_prompt": "paper"}),
+    "guided-ee, the paper's prompts": (
+        "guided-ee",
+        {"exploit_prompt": "paper", "explore_prompt": "paper", "explore_lists": "pool"},
+    ),
+    "explore-exploit": ("explore-exploit", {}),
+}
+MODEL = ClickModel(1.5, 11, 3)  # the paper's T, RS and K, as in every run of the source
+
+
+def states(quick: bool) -> list[dict[str, Any]]:
+    """The committed iteration records to start from (their ``state`` is IP_i after its sessions)."""
+    out = []
+    for population in PERSONAS:
+        for topic in TOPICS:
+            for seed in SEEDS:
+                cell = SOURCE / "cells" / slug(population) / SOURCE_STRATEGY / slug(topic) / f"seed-{seed}"
+                for iteration in ITERATIONS:
+                    out.append(json.loads((cell / f"iter-{iteration:03d}.json").read_text()))
+    return [out[0], out[len(out) // 2]] if quick else out
+
+
+def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, Any]) -> dict[str, Any]:
+    """Every arm's step from one record's state: the new items with their scores, and the pool's CTRs."""
+    state = state_from_json(record["state"])
+    seed, topic = int(record["seed"]), record["topic"]
+    persona = domain.population(record["population"]).personas[0]
+    known = {row["item_id"]: row["scores"][persona.name] for row in record["pool"]}
+    judge = judges.setdefault(seed, make_judge("llm", domain, llm, "auto", seed=seed))
+    constraints = ItemConstraints(domain.max_words, banned_words=domain.banned_words)
+    out: dict[str, Any] = {"topic": topic, "seed": seed, "iteration": record["iteration"], "population": persona.name}
+    for label, (name, options) in ARMS.items():
+        writer = ItemWriter(domain, llm, constraints, seed=seed)
+        rng = np.random.default_rng([seed, int(record["iteration"]), 4])
+        after = make_strategy(name, **options).step(state, writer, rng)
+        new = [i for i in after.pool if i not in state.history]
+        for item_id in new:
+            known[item_id] = judge.score(after.history[item_id].item.text, persona, topic)
+        scores = np.array([[known[i] for i in after.pool]])
+        out[label] = {
+            "new": [
+                {
+                    "text": after.history[i].item.text,
+                    "origin": after.history[i].item.provenance.origin.value,
+                    "score": round(known[i], 3),
+                }
+                for i in new
+            ],
+            "dropped": len([i for i in state.pool if i not in after.pool]),
+            "expected": 100 * expected_pool_ctr(scores, MODEL),
+            "best 3": 100 * best_set_ctr(scores, MODEL),
+        }
+    return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per persona and arm: scores by origin, the pool's CTRs, and each minus the first arm, paired."""
+    summary: dict[str, Any] = {}
+    base_label = next(iter(ARMS))
+    for persona in PERSONAS:
+        mine = [row for row in rows if row["population"] == persona]
+        for label in ARMS:
+            entry: dict[str, Any] = {}
+            for origin in ("explore", "exploit"):
+                values = [n["score"] for row in mine for n in row[label]["new"] if n["origin"] == origin]
+                entry[f"{origin} score"] = (*mean_ci(values), len(values)) if values else None
+                pairs = [
+                    (np.mean(a), np.mean(b))
+                    for row in mine
+                    if (a := [n["score"] for n in row[label]["new"] if n["origin"] == origin])
+                    and (b := [n["score"] for n in row[base_label]["new"] if n["origin"] == origin])
+                ]
+                entry[f"{origin} score minus {base_label}"] = (
+                    (*mean_ci([a - b for a, b in pairs]), len(pairs)) if pairs else None
+                )
+            for measure in ("expected", "best 3"):
+                values = [row[label][measure] for row in mine]
+                base = [row[base_label][measure] for row in mine]
+                entry[measure] = mean_ci(values)
+                entry[f"{measure} minus {base_label}"] = mean_ci([v - b for v, b in zip(values, base, strict=True)])
+            entry["steps with no new item"] = sum(not row[label]["new"] for row in mine)
+            summary[f"{persona} / {label}"] = entry
+    return summary
+
+
+def report(summary: dict[str, Any]) -> None:
+    for key, entry in summary.items():
+        parts = [f"{key:50s}"]
+        for origin in ("explore", "exploit"):
+            value = entry[f"{origin} score"]
+            delta = entry[f"{origin} score minus {next(iter(ARMS))}"]
+            parts.append(
+                f"{origin} {value[0]:.2f} ± {value[1]:.2f} ({value[2]}, Δ {delta[0]:+.2f} ± {delta[1]:.2f})"
+                if value and delta
+                else f"{origin} -"
+            )
+        for measure in ("expected", "best 3"):
+            (m, c), (dm, dc) = entry[measure], entry[f"{measure} minus {next(iter(ARMS))}"]
+            parts.append(f"{measure} {m:.1f} ± {c:.1f} (Δ {dm:+.1f} ± {dc:.1f})")
+        print("  ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 states, not saved")
+    args = parser.parse_args()
+    domain = load_domain("ecommerce")
+    llm = Cached(make_backend("llamacpp", n_parallel=1), ResponseCache(CACHE / "llm-cache.sqlite"))
+    judges: dict[int, Any] = {}
+    records = states(args.quick)
+    started = time.perf_counter()
+    rows = []
+    for k, record in enumerate(records):
+        rows.append(step_row(record, domain, llm, judges))
+        print(f"\r{k + 1}/{len(records)} states", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    summary = summarize(rows)
+    report(summary)
+    if not args.quick:
+        save_invocation(
+            "step",
+            {
+                "benchmark": "step",
+                "machine": machine(),
+                "wall_seconds_this_invocation": round(time.perf_counter() - started, 1),
+                "source": f"{SOURCE.name} / {SOURCE_STRATEGY}",
+                "arms": {label: {"strategy": name, "options": options} for label, (name, options) in ARMS.items()},
+                "states": len(rows),
+                "summary": summary,
+                "rows": rows,
+            },
+            omit=("summary", "rows"),
+        )
+
+
+if __name__ == "__main__":
+    main()
