@@ -1,6 +1,6 @@
 """One step of several strategies from the same states, judged by the same LLM judge.
 
-    .venv/bin/python benchmarks/bench_step.py            # 36 states x 5 arms, about 40 min on 2 cores
+    .venv/bin/python benchmarks/bench_step.py            # 36 states x 6 arms, about 35 min on 2 cores
     .venv/bin/python benchmarks/bench_step.py --quick    # 2 states, to try it, not saved
 
 A loop run mixes everything: which items are dropped, what is written, how sessions are served, and
@@ -13,7 +13,8 @@ state, with the same writer seed, so each arm is compared with the others on ide
   of the items each arm writes, by origin (explore / exploit), and minus the first arm's item of that
   origin written from the same state;
 * the CTR (Eq. 1) of the pool the step leaves, served uniformly (``expected``) and of its best 3
-  items shown in every session (``best 3``), in percent.
+  items shown in every session (``best 3``), in percent;
+* the generator calls and tokens (prompt + completion) of the step, re-asks included.
 
 States: guided-ee's cells of ``guided-llm-5000-thompson`` (S = 5000, Thompson-served), both
 personas, 3 topics x seeds 1-2 x iterations 3, 6 and 9. Paired differences against the first arm,
@@ -38,7 +39,8 @@ from clickloop.domains import load_domain
 from clickloop.experiment.cell import slug
 from clickloop.experiment.files import state_from_json
 from clickloop.judges import make_judge
-from clickloop.llm.cache import Cached, ResponseCache
+from clickloop.llm.base import Accounting
+from clickloop.llm.cache import Accounted, Cached, ResponseCache
 from clickloop.llm.registry import make_backend
 from clickloop.simulator.click_model import ClickModel, expected_pool_ctr
 from clickloop.strategies import ItemConstraints, ItemWriter, make_strategy
@@ -59,6 +61,7 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
         {"exploit_prompt": "paper", "explore_prompt": "paper", "explore_lists": "pool"},
     ),
     "explore-exploit": ("explore-exploit", {}),
+    "guided-ee, 3 exploit candidates": ("guided-ee", {"exploit_candidates": 3}),
 }
 MODEL = ClickModel(1.5, 11, 3)  # the paper's T, RS and K, as in every run of the source
 
@@ -85,9 +88,11 @@ def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, An
     constraints = ItemConstraints(domain.max_words, banned_words=domain.banned_words)
     out: dict[str, Any] = {"topic": topic, "seed": seed, "iteration": record["iteration"], "population": persona.name}
     for label, (name, options) in ARMS.items():
-        writer = ItemWriter(domain, llm, constraints, seed=seed)
+        accounting = Accounting()
+        writer = ItemWriter(domain, Accounted(llm, accounting), constraints, seed=seed)
         rng = np.random.default_rng([seed, int(record["iteration"]), 4])
         after = make_strategy(name, **options).step(state, writer, rng)
+        usage = accounting.snapshot().get("generator", {})
         new = [i for i in after.pool if i not in state.history]
         for item_id in new:
             known[item_id] = judge.score(after.history[item_id].item.text, persona, topic)
@@ -102,6 +107,8 @@ def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, An
                 for i in new
             ],
             "dropped": len([i for i in state.pool if i not in after.pool]),
+            "calls": int(usage.get("calls", 0)),
+            "tokens": int(usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)),
             "expected": 100 * expected_pool_ctr(scores, MODEL),
             "best 3": 100 * best_set_ctr(scores, MODEL),
         }
@@ -134,6 +141,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 entry[measure] = mean_ci(values)
                 entry[f"{measure} minus {base_label}"] = mean_ci([v - b for v, b in zip(values, base, strict=True)])
             entry["steps with no new item"] = sum(not row[label]["new"] for row in mine)
+            for measure in ("calls", "tokens"):  # generator calls and tokens per step, cached answers included
+                entry[f"{measure} per step"] = float(np.mean([row[label][measure] for row in mine]))
             summary[f"{persona} / {label}"] = entry
     return summary
 
@@ -152,6 +161,7 @@ def report(summary: dict[str, Any]) -> None:
         for measure in ("expected", "best 3"):
             (m, c), (dm, dc) = entry[measure], entry[f"{measure} minus {next(iter(ARMS))}"]
             parts.append(f"{measure} {m:.1f} ± {c:.1f} (Δ {dm:+.1f} ± {dc:.1f})")
+        parts.append(f"calls {entry['calls per step']:.2f}  tokens {entry['tokens per step']:,.0f}")
         print("  ".join(parts))
 
 

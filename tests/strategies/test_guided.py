@@ -212,6 +212,34 @@ def test_paper_exploit_prompt_shows_the_history_with_ctrs():
     assert new.provenance.template == "exploit" and new.provenance.parents[0] == state.pool[4]
 
 
+def test_exploit_candidates_keep_the_first_that_passes_from_one_answer():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    too_long = "How do the handles of the most expensive cookware sets stay cool when you cook on a gas hob for hours?"
+    listed = [too_long, "Do copper cookware sets need polishing?", "Are cookware set lids oven safe?"]
+    w, llm = make_writer(Responder(listed))
+    strategy = GuidedExploreExploit(n_explore=0, n_exploit=1, exploit_candidates=3)
+    after = strategy.step(state, w, np.random.default_rng(0))
+    (request,) = llm.requests  # the over-long first question cost no re-ask
+    prompt = request.messages[0].content
+    assert "Write 3 novel questions on the same aspect" in prompt and "numbered 1 to 3" in prompt
+    new = next(after.history[i].item for i in after.pool if i not in state.pool)
+    assert new.text == listed[1] and new.provenance.origin is ItemOrigin.EXPLOIT
+    assert new.provenance.template == "guided_exploit_list"
+    notes = dict(new.provenance.notes)
+    assert notes["candidates"] == " | ".join(listed[1:])
+    assert f"Question: {state.history[notes['target']].item.text}" in prompt
+
+
+def test_one_exploit_candidate_is_one_question_re_asked():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    w, llm = make_writer(Responder(CANDIDATES))
+    after = GuidedExploreExploit(n_explore=0, n_exploit=1).step(state, w, np.random.default_rng(0))
+    (request,) = llm.requests
+    assert "Reply with a single line" in request.messages[0].content
+    new = next(after.history[i].item for i in after.pool if i not in state.pool)
+    assert new.provenance.template == "guided_exploit" and "candidates" not in dict(new.provenance.notes)
+
+
 def test_a_write_that_keeps_failing_leaves_nothing_applied():
     state = state_with([3000] * 5, [10, 20, 300, 310, 320])
     w, _ = make_writer(Responder(["not a question"], exploit="I cannot help with that"))
@@ -232,6 +260,8 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"explore_lists": "everything"}, "explore_lists"),
         ({"explore_prompt": "free"}, "explore_prompt"),
         ({"exploit_prompt": "ctr"}, "exploit_prompt"),
+        ({"exploit_candidates": 0}, "exploit_candidates"),
+        ({"exploit_candidates": 3, "exploit_prompt": "paper"}, "exploit_candidates"),
     ],
 )
 def test_bad_options(options, match):

@@ -3,7 +3,8 @@
 A domain file is JSON with keys ``name``, ``personas`` (list of ``{"name", "description"}``),
 ``topics`` (list of strings), ``prompts`` (``judge``, ``init``, ``iterate_ctr``, ``iterate_plain``,
 ``exploit``: each a path relative to the file, or ``{"text": "..."}``; ``guided_explore`` and
-``guided_exploit`` too if ``guided-ee`` is to run on it), and optionally
+``guided_exploit`` too if ``guided-ee`` is to run on it, and ``guided_exploit_list`` for its
+``exploit_candidates`` option), and optionally
 ``populations`` (label -> persona names), ``max_words`` (default 15), ``banned_words``,
 ``description`` and ``topic_label``. Templates use ``$slot`` placeholders and may start with a
 ``# version: N`` line.
@@ -24,7 +25,7 @@ from clickloop.errors import ConfigurationError, UnknownIdError
 BUILTIN_DOMAINS = ("ecommerce", "wikipedia")
 PROMPT_NAMES = ("judge", "init", "iterate_ctr", "iterate_plain", "exploit")
 # used by ``guided-ee`` only; a domain file without them can run every other strategy
-OPTIONAL_PROMPT_NAMES = ("guided_explore", "guided_exploit")
+OPTIONAL_PROMPT_NAMES = ("guided_explore", "guided_exploit", "guided_exploit_list")
 _VERSION = re.compile(r"^#\s*version:\s*(\S+)\s*\n")
 
 

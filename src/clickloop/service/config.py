@@ -37,6 +37,7 @@ PROMPT_SLOTS = {
     "judge": ("topic", "persona_name", "persona_description", "question"),
     "guided_explore": ("topic", "n", "max_words", "questions"),
     "guided_exploit": ("topic", "max_words", "target", "siblings", "ranked"),
+    "guided_exploit_list": ("topic", "n", "max_words", "target", "siblings", "ranked"),
 }
 MAX_TTL_SECONDS = 30 * 86400
 
@@ -80,9 +81,10 @@ class PromptSet(_Strict):
     iterate_plain: PromptText
     exploit: PromptText
     judge: PromptText
-    # only the ``guided-ee`` strategy uses these two
+    # only the ``guided-ee`` strategy uses these (``guided_exploit_list``: with ``exploit_candidates`` > 1)
     guided_explore: PromptText | None = None
     guided_exploit: PromptText | None = None
+    guided_exploit_list: PromptText | None = None
 
     @model_validator(mode="after")
     def _known_slots(self) -> PromptSet:

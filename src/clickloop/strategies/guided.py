@@ -22,7 +22,9 @@ the new item's provenance:
    users like, as an order a small model can follow), the target and the items on its aspect; it
    writes one new item on that aspect. ``exploit_prompt="paper"`` writes it from explore-exploit's
    exploit prompt instead (the whole history with each item's latest CTR; the LLM picks the topic),
-   so that only the writing differs from the paper's exploit step.
+   so that only the writing differs from the paper's exploit step. ``exploit_candidates`` > 1 asks for
+   that many questions in one answer and keeps the first that passes the checks, instead of re-asking
+   a single question that breaks one (most often the word limit).
 3. **Explore** asks for ``n_candidates`` items on aspects the questions it lists do not cover (the
    whole history by default; ``explore_lists="pool"``: the live pool, as the paper's explore prompt)
    and keeps the one most novel against the whole history (and anything written this step);
@@ -79,6 +81,9 @@ class GuidedExploreExploit:
     ``exploit_prompt``: ``guided`` (the ``guided_exploit`` prompt on the Thompson-sampled target, no
     numbers shown) or ``paper`` (explore-exploit's ``exploit`` prompt: every item so far with its latest
     CTR, lowest first; the target and aspect cap are then not used, the model chooses the topic).
+    ``exploit_candidates``: with ``guided`` exploit prompts, how many questions one answer is asked for
+    (the ``guided_exploit_list`` prompt; the first that passes the constraints is kept). 1: one
+    question from ``guided_exploit``, re-asked while it breaks a constraint.
     """
 
     n_explore: int = 1
@@ -98,6 +103,7 @@ class GuidedExploreExploit:
     explore_lists: str = "history"
     explore_prompt: str = "candidates"
     exploit_prompt: str = "guided"
+    exploit_candidates: int = 1
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -105,6 +111,7 @@ class GuidedExploreExploit:
             ("n_explore", 0),
             ("n_exploit", 0),
             ("n_candidates", 1),
+            ("exploit_candidates", 1),
             ("max_per_aspect", 1),
             ("min_impressions", 0),
             ("patience_impressions", 1),
@@ -133,6 +140,11 @@ class GuidedExploreExploit:
                 raise ConfigurationError(
                     f"guided-ee {field_name} ({getattr(self, field_name)!r}) must be one of {', '.join(choices)}"
                 )
+        if self.exploit_candidates > 1 and self.exploit_prompt != "guided":
+            raise ConfigurationError(
+                f"guided-ee exploit_candidates ({self.exploit_candidates}) applies to exploit_prompt 'guided' only, "
+                f"not {self.exploit_prompt!r}; set one of them back to its default"
+            )
         BetaPrior(self.prior_alpha, self.prior_beta)
         AspectGrouper(self.aspect_threshold, self.aspect_method)  # validates both
         if self.aspect_method == "minilm":
@@ -233,20 +245,40 @@ class GuidedExploreExploit:
             r for r in state.records if grouper.similarity(target.item.text, r.item.text, topic) >= grouper.cutoff
         ]
         existing = [r.item.text for r in state.records] + [i.text for i in new]
-        item = writer.write_one(
-            state.context,
-            "guided_exploit",
-            ItemOrigin.EXPLOIT,
-            state.iteration + 1,
-            existing,
-            parents=(target.item.item_id, *(r.item.item_id for r in siblings if r is not target)),
-            target=target.item.text,
-            siblings=render_questions(siblings),
-            ranked=self.ranked(state.records),
-        )
+        parents = (target.item.item_id, *(r.item.item_id for r in siblings if r is not target))
+        target_text, sibling_lines, ranked = target.item.text, render_questions(siblings), self.ranked(state.records)
+        notes: dict[str, str] = {}
+        if self.exploit_candidates == 1:
+            item = writer.write_one(
+                state.context,
+                "guided_exploit",
+                ItemOrigin.EXPLOIT,
+                state.iteration + 1,
+                existing,
+                parents,
+                target=target_text,
+                siblings=sibling_lines,
+                ranked=ranked,
+            )
+        else:  # one list answer: a question over the length limit costs no re-ask while another passes
+            candidates = writer.write_candidates(
+                state.context,
+                "guided_exploit_list",
+                ItemOrigin.EXPLOIT,
+                state.iteration + 1,
+                existing,
+                self.exploit_candidates,
+                parents,
+                target=target_text,
+                siblings=sibling_lines,
+                ranked=ranked,
+            )
+            item = candidates[0]  # the model's own first choice among those that pass
+            notes["candidates"] = " | ".join(c.text for c in candidates)
         return _with_notes(
             item,
             {
+                **notes,
                 "strategy": self.name,
                 "dropped": dropped_note,
                 "target": target.item.item_id,
