@@ -161,7 +161,7 @@ CONFIGS["guided-llm-300-explore-paper"] = dict(
 # the same on 20 items with guided-ee's explore items from the paper's explore prompt on the live pool
 # (one question; bench_step.py: 0.56 judge points above guided-ee's own on the Ethical persona, given the
 # same states, and a shorter prompt than the history guided-ee lists by default), beside the fixed-pool
-# bandit on the same 20 items (paired by cell). Seeds 1-3.
+# bandit on the same 20 items (paired by cell). Seeds 1-3, about 20 min a seed cold on 2 cores.
 CONFIGS["guided-llm-5000-pool20-explore-paper"] = dict(
     CONFIGS["guided-llm-5000-pool20"],
     strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper"}},

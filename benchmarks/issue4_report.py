@@ -43,6 +43,7 @@ RUNS = [
     "guided-llm-5000-thompson",
     "guided-llm-5000-pool20",
     "guided-llm-300-explore-paper",
+    "guided-llm-5000-pool20-explore-paper",
 ]
 # the committed arms of seeds 5-7 at S = 300, as (run, strategy, label)
 SEEDS_5_7_ARMS = [
@@ -110,14 +111,23 @@ ARM_SETS += [
             ("guided-llm-5000-thompson", "guided-ee", "guided-ee, thompson"),
             ("guided-llm-5000-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
             ("guided-llm-5000-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
+            ("guided-llm-5000-pool20-explore-paper", "fixed-pool", "fixed-pool (20 items, thompson), third sample"),
+            (
+                "guided-llm-5000-pool20-explore-paper",
+                "guided-ee",
+                "guided-ee, thompson, pool of 20, the paper's explore prompt",
+            ),
         ],
         [
             ("guided-llm-5000-thompson", "guided-ee", "explore-exploit"),
             ("guided-llm-5000-pool20", "guided-ee", "fixed-pool"),
+            ("guided-llm-5000-pool20-explore-paper", "guided-ee", "fixed-pool"),
         ],
         "`guided-llm-5000-thompson` runs explore-exploit and guided-ee served by Thompson sampling (the same"
         " IP_0 per cell); `guided-llm-5000-pool20` runs guided-ee on a 20-item pool beside the fixed-pool"
-        " bandit on the same 20 items, both Thompson-served (seeds 1-2 and 1-3). The uniform-served arms"
+        " bandit on the same 20 items, both Thompson-served (seeds 1-2 and 1-3);"
+        " `guided-llm-5000-pool20-explore-paper` the same with guided-ee's explore items from the paper's"
+        " explore prompt on the live pool, beside its own fixed-pool arm. The uniform-served arms"
         " pool seeds 1-3 of `guided-llm-5000` and `guided-llm-5000-seeds2-3`, run in an earlier session:"
         " other IP_0s, so unpaired.",
     ),
@@ -470,6 +480,8 @@ ORIGINS = [
     ("guided-llm-300-seeds5-7-thompson", "guided-ee"),
     ("guided-llm-300-explore-pool", "guided-ee"),
     ("guided-llm-300-explore-paper", "guided-ee"),
+    ("guided-llm-5000-pool20", "guided-ee"),
+    ("guided-llm-5000-pool20-explore-paper", "guided-ee"),
 ]
 
 
