@@ -137,10 +137,10 @@ CONFIGS["guided-llm-300-explore-pool"] = dict(
 
 # the paper's budget served by Thompson sampling (guided-ee's recommended serving): explore-exploit and
 # guided-ee, paired by cell (the same IP_0 through the cache). Unpaired with the uniform-served S = 5000
-# runs (their IP_0s were in an earlier session's cache). Seeds 1-2 are committed (cold, on 2 cores: about
-# 27 min a seed, bench.json); add seed 3 by extending the list, finished cells are resumed.
+# runs (their IP_0s were in an earlier session's cache). Seeds 1-2 ran in one session and seed 3 in a
+# later one (cold, on 2 cores: about 27 min a seed, bench.json); finished cells are resumed.
 CONFIGS["guided-llm-5000-thompson"] = dict(
-    CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[1, 2]
+    CONFIGS["guided-llm-5000"], strategies=["explore-exploit", "guided-ee"], serving="thompson", seeds=[1, 2, 3]
 )
 # guided-ee over a 20-item pool at the paper's budget, beside the fixed-pool bandit on the same 20 items
 # (one generation request, through the cache), both Thompson-served: paired by cell. Seeds 1-3, about
