@@ -297,6 +297,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines += arm_set_section(rows)
     lines += turnover_section()
     lines += origin_section()
+    lines += answers_section()
     lines += headroom_section(rows)
     lines += serving_section(rows)
     lines += ["", "![CTR per iteration, every run](issue4.png)", ""]
@@ -509,6 +510,48 @@ def origin_section() -> list[str]:
                 continue
             cells = [f"{np.mean(found[o]):.2f} ({len(found[o])})" if o in found else "" for o in ("explore", "exploit")]
             lines.append(f"| {run} | {population} | {strategy} | {' | '.join(cells)} |")
+    return lines
+
+
+# (run, strategy) whose written items answers_section counts the LLM answers of
+ANSWERS = [
+    ("guided-llm-300-seeds5-7-thompson", "explore-exploit"),
+    ("guided-llm-300-seeds5-7-thompson", "guided-ee"),
+    ("guided-llm-5000-thompson", "explore-exploit"),
+    ("guided-llm-5000-thompson", "guided-ee"),
+    ("guided-llm-5000-pool20", "guided-ee"),
+    ("guided-llm-5000-pool20-explore-paper", "guided-ee"),
+]
+
+
+def answers_section() -> list[str]:
+    """Per prompt, the LLM answers each written item took (its provenance's ``attempts``: 1 when the
+    first answer passed the checks), both personas, each item once per cell; and for guided-ee's
+    exploit items, how many skipped their first target for the aspect cap."""
+    lines = [
+        "",
+        "## LLM answers per item written, by prompt",
+        "",
+        "Answers per item: the mean of each written item's `attempts` (1 when the first answer passed",
+        "the checks; each re-ask sends the conversation again). Target skipped: guided-ee's exploit items",
+        "whose first Thompson-sampled target already had `max_per_aspect` live items on its aspect.",
+        "",
+        "| run | strategy | prompt | items | answers per item | target skipped |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for run, strategy in ANSWERS:
+        found: dict[str, list[int]] = {}
+        skipped = 0
+        for cell in sorted((RESULTS / run / "cells").glob(f"*/{strategy}/*/seed-*")):
+            for row in _cell_rows(_cell_pools(cell)).values():
+                provenance = row["provenance"]
+                if provenance["origin"] == "initial":
+                    continue
+                found.setdefault(provenance["template"], []).append(provenance["attempts"])
+                skipped += bool(provenance["notes"].get("skipped_targets"))
+        for template, attempts in sorted(found.items()):
+            skip = f"{skipped} of {len(attempts)}" if template == "guided_exploit" else ""
+            lines.append(f"| {run} | {strategy} | `{template}` | {len(attempts)} | {np.mean(attempts):.2f} | {skip} |")
     return lines
 
 

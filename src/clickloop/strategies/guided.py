@@ -24,7 +24,7 @@ the new item's provenance:
    exploit prompt instead (the whole history with each item's latest CTR; the LLM picks the topic),
    so that only the writing differs from the paper's exploit step. ``exploit_candidates`` > 1 asks for
    that many questions in one answer and keeps the first that passes the checks, instead of re-asking
-   a single question that breaks one (most often the word limit).
+   a single question that breaks one (the word limit, say).
 3. **Explore** asks for ``n_candidates`` items on aspects the questions it lists do not cover (the
    whole history by default; ``explore_lists="pool"``: the live pool, as the paper's explore prompt)
    and keeps the one most novel against the whole history (and anything written this step);
@@ -44,7 +44,8 @@ from clickloop.core.posterior import BetaPrior, posteriors, prob_below_best, tho
 from clickloop.embedding.minilm import check_installed
 from clickloop.errors import ConfigurationError
 from clickloop.strategies.aspects import AspectGrouper
-from clickloop.strategies.writer import ItemWriter, render_history, render_questions
+from clickloop.strategies.paper import write_paper_exploit
+from clickloop.strategies.writer import ItemWriter, render_questions
 
 EXPLORE_LISTS = ("history", "pool")
 EXPLORE_PROMPTS = ("candidates", "paper")
@@ -293,26 +294,9 @@ class GuidedExploreExploit:
         self, state: ContextState, writer: ItemWriter, grouper: AspectGrouper, new: list[Item], dropped_note: str
     ) -> Item:
         """The exploit item from explore-exploit's prompt: the history with CTRs, the LLM picks the topic."""
-        best = max(state.pool_records, key=lambda r: r.ctr).item.item_id
-        item = writer.write_one(
-            state.context,
-            "exploit",
-            ItemOrigin.EXPLOIT,
-            state.iteration + 1,
-            [r.item.text for r in state.records] + [i.text for i in new],
-            parents=(best, *(r.item.item_id for r in state.records if r.item.item_id != best)),
-            history=render_history(state.records),
-        )
-        return _with_notes(
-            item,
-            {
-                "strategy": self.name,
-                "dropped": dropped_note,
-                "exploit_prompt": self.exploit_prompt,
-                "best_item": best,
-                "aspect": grouper.label(item.text, state.context.topic),
-            },
-        )
+        item = write_paper_exploit(writer, state, new, {})
+        notes = {"strategy": self.name, "dropped": dropped_note, "exploit_prompt": self.exploit_prompt}
+        return _with_notes(item, {**notes, "aspect": grouper.label(item.text, state.context.topic)})
 
     def _explore(
         self,

@@ -35,6 +35,19 @@ def _write(
     return writer.write_one(state.context, prompt, origin, state.iteration + 1, existing, **kw)
 
 
+def write_paper_exploit(
+    writer: ItemWriter, state: ContextState, new: list[Item], notes: dict[str, str], show_impressions: bool = False
+) -> Item:
+    """The paper's exploit item (Section 4.3): the whole history with CTRs, ascending, and the topic of
+    the highest-CTR pool item unless more than 2 items cover it, which the LLM judges. ``notes`` go on
+    the provenance beside ``best_item``."""
+    best = max(state.pool_records, key=lambda r: r.ctr).item.item_id
+    parents = (best, *(r.item.item_id for r in state.records if r.item.item_id != best))
+    history = render_history(state.records, show_impressions)
+    notes = {"best_item": best, **notes}
+    return _write(writer, state, new, "exploit", ItemOrigin.EXPLOIT, parents=parents, notes=notes, history=history)
+
+
 @dataclass(frozen=True)
 class NoDrop:
     """Ablation: nothing is dropped; ``n_new`` items per iteration from the prompt without CTRs, so the
@@ -176,12 +189,6 @@ class ExploreExploit:
             new.append(
                 _write(writer, state, new, "iterate_plain", ItemOrigin.EXPLORE, parents=state.pool, questions=questions)
             )
-        best = max(state.pool_records, key=lambda r: r.ctr).item.item_id
-        parents = (best, *(r.item.item_id for r in state.records if r.item.item_id != best))
         for _ in range(self.n_exploit):
-            notes = {"best_item": best, "dropped": ",".join(drop)}
-            history = render_history(state.records, self.show_impressions)
-            new.append(
-                _write(writer, state, new, "exploit", ItemOrigin.EXPLOIT, parents=parents, notes=notes, history=history)
-            )
+            new.append(write_paper_exploit(writer, state, new, {"dropped": ",".join(drop)}, self.show_impressions))
         return _apply(state, drop, new)
