@@ -18,6 +18,7 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20    # ... guided-ee on 20 items
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-explore-paper # the paper's explore prompt
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20-explore-paper  # ... on 20 items
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20-shorten  # ... over-long ones shortened
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -165,6 +166,14 @@ CONFIGS["guided-llm-300-explore-paper"] = dict(
 CONFIGS["guided-llm-5000-pool20-explore-paper"] = dict(
     CONFIGS["guided-llm-5000-pool20"],
     strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper"}},
+)
+
+# the same with ``shorten``: a question over the word limit goes to a short request that shortens it, not
+# back to the whole prompt (bench_step.py, step_shorten.json: the cost of a re-ask is most of a step's
+# tokens). Seeds 1-3 beside its own fixed-pool arm (paired by cell).
+CONFIGS["guided-llm-5000-pool20-shorten"] = dict(
+    CONFIGS["guided-llm-5000-pool20"],
+    strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper", "shorten": True}},
 )
 
 

@@ -62,6 +62,31 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "explore-exploit": ("explore-exploit", {}),
     "guided-ee, 3 exploit candidates": ("guided-ee", {"exploit_candidates": 3}),
+    "guided-ee, shorten": ("guided-ee", {"shorten": True}),
+    "guided-ee, the paper's explore prompt": ("guided-ee", {"explore_prompt": "paper", "explore_lists": "pool"}),
+    "guided-ee, the paper's explore prompt, shorten": (
+        "guided-ee",
+        {"explore_prompt": "paper", "explore_lists": "pool", "shorten": True},
+    ),
+}
+TWINS = {  # an arm that differs from another in one option: also paired with that one
+    "guided-ee, the paper's explore prompt, shorten": "guided-ee, the paper's explore prompt",
+}
+SAVED = {  # which arms each results file holds (the first arm is in all: the others are paired with it)
+    "step": [
+        "guided-ee",
+        "guided-ee, no aspect cap",
+        "guided-ee, the paper's exploit prompt",
+        "guided-ee, the paper's prompts",
+        "explore-exploit",
+        "guided-ee, 3 exploit candidates",
+    ],
+    "step_shorten": [
+        "guided-ee",
+        "guided-ee, shorten",
+        "guided-ee, the paper's explore prompt",
+        "guided-ee, the paper's explore prompt, shorten",
+    ],
 }
 MODEL = ClickModel(1.5, 11, 3)  # the paper's T, RS and K, as in every run of the source
 
@@ -78,7 +103,7 @@ def states(quick: bool) -> list[dict[str, Any]]:
     return [out[0], out[len(out) // 2]] if quick else out
 
 
-def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, Any]) -> dict[str, Any]:
+def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, Any], arms: list[str]) -> dict[str, Any]:
     """Every arm's step from one record's state: the new items with their scores, and the pool's CTRs."""
     state = state_from_json(record["state"])
     seed, topic = int(record["seed"]), record["topic"]
@@ -87,7 +112,8 @@ def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, An
     judge = judges.setdefault(seed, make_judge("llm", domain, llm, "auto", seed=seed))
     constraints = ItemConstraints(domain.max_words, banned_words=domain.banned_words)
     out: dict[str, Any] = {"topic": topic, "seed": seed, "iteration": record["iteration"], "population": persona.name}
-    for label, (name, options) in ARMS.items():
+    for label in arms:
+        name, options = ARMS[label]
         accounting = Accounting()
         writer = ItemWriter(domain, Accounted(llm, accounting), constraints, seed=seed)
         rng = np.random.default_rng([seed, int(record["iteration"]), 4])
@@ -103,6 +129,9 @@ def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, An
                     "text": after.history[i].item.text,
                     "origin": after.history[i].item.provenance.origin.value,
                     "score": round(known[i], 3),
+                    "answers": after.history[i].item.provenance.attempts,
+                    "rejected": dict(after.history[i].item.provenance.notes).get("rejected", ""),
+                    "shortened": "shortened_from" in dict(after.history[i].item.provenance.notes),
                 }
                 for i in new
             ],
@@ -115,60 +144,85 @@ def step_row(record: dict[str, Any], domain: Any, llm: Any, judges: dict[int, An
     return out
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def paired(rows: list[dict[str, Any]], label: str, reference: str) -> dict[str, Any]:
+    """``label`` minus ``reference`` on the same states: judge score by origin, the pool's CTRs, tokens."""
+    entry: dict[str, Any] = {}
+    for origin in ("explore", "exploit"):
+        pairs = [
+            (np.mean(a), np.mean(b))
+            for row in rows
+            if (a := [n["score"] for n in row[label]["new"] if n["origin"] == origin])
+            and (b := [n["score"] for n in row[reference]["new"] if n["origin"] == origin])
+        ]
+        differences = [a - b for a, b in pairs]
+        entry[f"{origin} score minus {reference}"] = (*mean_ci(differences), len(pairs)) if pairs else None
+    for measure in ("expected", "best 3", "tokens"):
+        differences = [row[label][measure] - row[reference][measure] for row in rows]
+        entry[f"{measure} minus {reference}"] = mean_ci(differences)
+    return entry
+
+
+def summarize(rows: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
     """Per persona and arm: scores by origin, the pool's CTRs, and each minus the first arm, paired."""
     summary: dict[str, Any] = {}
-    base_label = next(iter(ARMS))
+    base_label = arms[0]
     for persona in PERSONAS:
         mine = [row for row in rows if row["population"] == persona]
-        for label in ARMS:
+        for label in arms:
             entry: dict[str, Any] = {}
             for origin in ("explore", "exploit"):
                 values = [n["score"] for row in mine for n in row[label]["new"] if n["origin"] == origin]
                 entry[f"{origin} score"] = (*mean_ci(values), len(values)) if values else None
-                pairs = [
-                    (np.mean(a), np.mean(b))
-                    for row in mine
-                    if (a := [n["score"] for n in row[label]["new"] if n["origin"] == origin])
-                    and (b := [n["score"] for n in row[base_label]["new"] if n["origin"] == origin])
-                ]
-                entry[f"{origin} score minus {base_label}"] = (
-                    (*mean_ci([a - b for a, b in pairs]), len(pairs)) if pairs else None
-                )
             for measure in ("expected", "best 3"):
-                values = [row[label][measure] for row in mine]
-                base = [row[base_label][measure] for row in mine]
-                entry[measure] = mean_ci(values)
-                entry[f"{measure} minus {base_label}"] = mean_ci([v - b for v, b in zip(values, base, strict=True)])
+                entry[measure] = mean_ci([row[label][measure] for row in mine])
+            for reference in (base_label, *([TWINS[label]] if label in TWINS else [])):
+                entry.update(paired(mine, label, reference))
             entry["steps with no new item"] = sum(not row[label]["new"] for row in mine)
             for measure in ("calls", "tokens"):  # generator calls and tokens per step, cached answers included
                 entry[f"{measure} per step"] = float(np.mean([row[label][measure] for row in mine]))
+            written = [n for row in mine for n in row[label]["new"]]
+            if written and "answers" in written[0]:  # recorded since the shorten arms were added
+                entry["answers per item"] = float(np.mean([n["answers"] for n in written]))
+                entry["items shortened"] = sum(n["shortened"] for n in written)
+                reasons: dict[str, int] = {}
+                for n in written:
+                    for code in filter(None, n["rejected"].split(",")):
+                        reasons[code] = reasons.get(code, 0) + 1
+                entry["rejections by rule"] = dict(sorted(reasons.items()))
             summary[f"{persona} / {label}"] = entry
     return summary
 
 
-def report(summary: dict[str, Any]) -> None:
+def report(summary: dict[str, Any], base_label: str) -> None:
     for key, entry in summary.items():
         parts = [f"{key:50s}"]
         for origin in ("explore", "exploit"):
             value = entry[f"{origin} score"]
-            delta = entry[f"{origin} score minus {next(iter(ARMS))}"]
+            delta = entry[f"{origin} score minus {base_label}"]
             parts.append(
                 f"{origin} {value[0]:.2f} ± {value[1]:.2f} ({value[2]}, Δ {delta[0]:+.2f} ± {delta[1]:.2f})"
                 if value and delta
                 else f"{origin} -"
             )
         for measure in ("expected", "best 3"):
-            (m, c), (dm, dc) = entry[measure], entry[f"{measure} minus {next(iter(ARMS))}"]
+            (m, c), (dm, dc) = entry[measure], entry[f"{measure} minus {base_label}"]
             parts.append(f"{measure} {m:.1f} ± {c:.1f} (Δ {dm:+.1f} ± {dc:.1f})")
         parts.append(f"calls {entry['calls per step']:.2f}  tokens {entry['tokens per step']:,.0f}")
+        if "answers per item" in entry:
+            parts.append(f"answers/item {entry['answers per item']:.2f}  rejected {entry['rejections by rule']}")
+        twin = TWINS.get(key.split(" / ", 1)[1])
+        if twin:
+            deltas = [entry[f"{m} minus {twin}"] for m in ("explore score", "exploit score", "tokens")]
+            parts.append(f"minus {twin}: " + ", ".join(f"{d[0]:+.2f} ± {d[1]:.2f}" if d else "-" for d in deltas))
         print("  ".join(parts))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 states, not saved")
+    parser.add_argument("--name", choices=sorted(SAVED), default="step", help="which arms, saved as results/NAME.json")
     args = parser.parse_args()
+    arms = SAVED[args.name]
     domain = load_domain("ecommerce")
     llm = Cached(make_backend("llamacpp", n_parallel=1), ResponseCache(CACHE / "llm-cache.sqlite"))
     judges: dict[int, Any] = {}
@@ -176,20 +230,20 @@ def main() -> None:
     started = time.perf_counter()
     rows = []
     for k, record in enumerate(records):
-        rows.append(step_row(record, domain, llm, judges))
+        rows.append(step_row(record, domain, llm, judges, arms))
         print(f"\r{k + 1}/{len(records)} states", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    summary = summarize(rows)
-    report(summary)
+    summary = summarize(rows, arms)
+    report(summary, arms[0])
     if not args.quick:
         save_invocation(
-            "step",
+            args.name,
             {
                 "benchmark": "step",
                 "machine": machine(),
                 "wall_seconds_this_invocation": round(time.perf_counter() - started, 1),
                 "source": f"{SOURCE.name} / {SOURCE_STRATEGY}",
-                "arms": {label: {"strategy": name, "options": options} for label, (name, options) in ARMS.items()},
+                "arms": {label: {"strategy": ARMS[label][0], "options": ARMS[label][1]} for label in arms},
                 "states": len(rows),
                 "summary": summary,
                 "rows": rows,

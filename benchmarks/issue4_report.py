@@ -44,6 +44,7 @@ RUNS = [
     "guided-llm-5000-pool20",
     "guided-llm-300-explore-paper",
     "guided-llm-5000-pool20-explore-paper",
+    "guided-llm-5000-pool20-shorten",
 ]
 # the committed arms of seeds 5-7 at S = 300, as (run, strategy, label)
 SEEDS_5_7_ARMS = [
@@ -117,17 +118,26 @@ ARM_SETS += [
                 "guided-ee",
                 "guided-ee, thompson, pool of 20, the paper's explore prompt",
             ),
+            ("guided-llm-5000-pool20-shorten", "fixed-pool", "fixed-pool (20 items, thompson), fourth sample"),
+            (
+                "guided-llm-5000-pool20-shorten",
+                "guided-ee",
+                "guided-ee, thompson, pool of 20, the paper's explore prompt, shorten",
+            ),
         ],
         [
             ("guided-llm-5000-thompson", "guided-ee", "explore-exploit"),
             ("guided-llm-5000-pool20", "guided-ee", "fixed-pool"),
             ("guided-llm-5000-pool20-explore-paper", "guided-ee", "fixed-pool"),
+            ("guided-llm-5000-pool20-shorten", "guided-ee", "fixed-pool"),
         ],
         "`guided-llm-5000-thompson` runs explore-exploit and guided-ee served by Thompson sampling (the same"
         " IP_0 per cell); `guided-llm-5000-pool20` runs guided-ee on a 20-item pool beside the fixed-pool"
         " bandit on the same 20 items, both Thompson-served (seeds 1-2 and 1-3);"
         " `guided-llm-5000-pool20-explore-paper` the same with guided-ee's explore items from the paper's"
-        " explore prompt on the live pool, beside its own fixed-pool arm. The uniform-served arms"
+        " explore prompt on the live pool, beside its own fixed-pool arm; `guided-llm-5000-pool20-shorten`"
+        " that again with `shorten` (an over-long question is shortened by a request of its own, not"
+        " re-asked with the whole prompt), beside its own fixed-pool arm. The uniform-served arms"
         " pool seeds 1-3 of `guided-llm-5000` and `guided-llm-5000-seeds2-3`, run in an earlier session:"
         " other IP_0s, so unpaired.",
     ),
@@ -483,6 +493,7 @@ ORIGINS = [
     ("guided-llm-300-explore-paper", "guided-ee"),
     ("guided-llm-5000-pool20", "guided-ee"),
     ("guided-llm-5000-pool20-explore-paper", "guided-ee"),
+    ("guided-llm-5000-pool20-shorten", "guided-ee"),
 ]
 
 
@@ -521,6 +532,7 @@ ANSWERS = [
     ("guided-llm-5000-thompson", "guided-ee"),
     ("guided-llm-5000-pool20", "guided-ee"),
     ("guided-llm-5000-pool20-explore-paper", "guided-ee"),
+    ("guided-llm-5000-pool20-shorten", "guided-ee"),
 ]
 
 
@@ -535,12 +547,14 @@ def answers_section() -> list[str]:
         "Answers per item: the mean of each written item's `attempts` (1 when the first answer passed",
         "the checks; each re-ask sends the conversation again). Target skipped: guided-ee's exploit items",
         "whose first Thompson-sampled target already had `max_per_aspect` live items on its aspect.",
+        "Shortened: items kept from the shorten request (`shorten`; a shorten request counts as an answer).",
         "",
-        "| run | strategy | prompt | items | answers per item | target skipped |",
-        "|---|---|---|---:|---:|---:|",
+        "| run | strategy | prompt | items | answers per item | target skipped | shortened |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for run, strategy in ANSWERS:
         found: dict[str, list[int]] = {}
+        shortened: dict[str, int] = {}
         skipped = 0
         for cell in sorted((RESULTS / run / "cells").glob(f"*/{strategy}/*/seed-*")):
             for row in _cell_rows(_cell_pools(cell)).values():
@@ -549,9 +563,14 @@ def answers_section() -> list[str]:
                     continue
                 found.setdefault(provenance["template"], []).append(provenance["attempts"])
                 skipped += bool(provenance["notes"].get("skipped_targets"))
+                if "shortened_from" in provenance["notes"]:
+                    shortened[provenance["template"]] = shortened.get(provenance["template"], 0) + 1
         for template, attempts in sorted(found.items()):
             skip = f"{skipped} of {len(attempts)}" if template == "guided_exploit" else ""
-            lines.append(f"| {run} | {strategy} | `{template}` | {len(attempts)} | {np.mean(attempts):.2f} | {skip} |")
+            short = str(shortened.get(template, 0)) if shortened else ""
+            lines.append(
+                f"| {run} | {strategy} | `{template}` | {len(attempts)} | {np.mean(attempts):.2f} | {skip} | {short} |"
+            )
     return lines
 
 

@@ -84,6 +84,11 @@ def _with_prompt(name, text):
             "strategy_options",
             r"explore-exploit needs n_explore \+ n_exploit >= 1",
         ),
+        (
+            {"strategy": "guided-ee", "strategy_options": {"shorten": "yes"}},
+            "strategy_options.shorten",
+            r"guided-ee shorten \('yes'\) must be true or false",
+        ),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
         ({"pool_size": "5"}, "pool_size", "valid integer"),
         ({"require_review": "true"}, "require_review", "valid boolean"),

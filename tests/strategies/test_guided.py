@@ -240,6 +240,20 @@ def test_one_exploit_candidate_is_one_question_re_asked():
     assert new.provenance.template == "guided_exploit" and "candidates" not in dict(new.provenance.notes)
 
 
+def test_shorten_option_shortens_an_over_long_exploit_question():
+    state = state_with([3000] * 5, [10, 20, 300, 310, 320])
+    too_long = "How do the handles of the most expensive cookware sets stay cool on a gas hob for hours?"
+    short = "How do cookware set handles stay cool on gas hobs?"
+    answers = iter([f"New Question: {too_long}", f"New Question: {short}"])
+    w, llm = make_writer(lambda request: next(answers))
+    after = GuidedExploreExploit(n_explore=0, n_exploit=1, shorten=True).step(state, w, np.random.default_rng(0))
+    new = next(after.history[i].item for i in after.pool if i not in state.pool)
+    notes = dict(new.provenance.notes)
+    assert new.text == short and notes["shortened_from"] == too_long and notes["rejected"] == "too-long"
+    assert notes["strategy"] == "guided-ee" and "target" in notes  # the strategy's notes kept beside the writer's
+    assert len(llm.requests) == 2 and too_long in llm.requests[1].messages[0].content
+
+
 def test_a_write_that_keeps_failing_leaves_nothing_applied():
     state = state_with([3000] * 5, [10, 20, 300, 310, 320])
     w, _ = make_writer(Responder(["not a question"], exploit="I cannot help with that"))
@@ -262,6 +276,7 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"exploit_prompt": "ctr"}, "exploit_prompt"),
         ({"exploit_candidates": 0}, "exploit_candidates"),
         ({"exploit_candidates": 3, "exploit_prompt": "paper"}, "exploit_candidates"),
+        ({"shorten": "yes"}, "shorten"),
     ],
 )
 def test_bad_options(options, match):

@@ -137,6 +137,50 @@ def test_writer_reasks_with_the_reason_then_accepts():
     assert [r.temperature for r in llm.requests] == pytest.approx([0.8, 0.9, 1.0])
 
 
+def test_writer_records_the_rules_rejected_answers_broke():
+    state = observed_state()
+    w, _ = writer(["New Question: Which cookware set is the best?", "blah", "New Question: " + FRESH_TEXT])
+    after = make_strategy("full-ctr").step(state, w, np.random.default_rng(0))
+    notes = dict(after.history[after.pool[-1]].item.provenance.notes)
+    assert notes["rejected"] == "banned-word,form" and "shortened_from" not in notes
+
+
+LONG = "How do the handles of the most expensive cookware sets stay cool on a gas hob for hours?"
+FRESH_TEXT = "Does copper cookware tarnish over time?"
+
+
+def test_shorten_sends_only_the_long_question_and_keeps_the_short_version():
+    w, llm = writer([f"New Question: {LONG}", "New Question: How do cookware set handles stay cool on gas hobs?"])
+    listed = "\n".join(f"Question: {q}" for q in INITIAL)
+    item = w.write_one(CTX, "iterate_plain", ItemOrigin.EXPLORE, 1, INITIAL, shorten=True, questions=listed)
+    assert item.text == "How do cookware set handles stay cool on gas hobs?" and item.provenance.attempts == 2
+    assert dict(item.provenance.notes) == {"rejected": "too-long", "shortened_from": LONG}
+    first, second = llm.requests
+    assert len(second.messages) == 1 and LONG in second.messages[0].content
+    assert "at most 15 words" in second.messages[0].content
+    assert all(q in first.messages[0].content and q not in second.messages[0].content for q in INITIAL)
+    assert second.seed != first.seed
+
+
+def test_shorten_that_still_fails_falls_back_to_the_conversation_re_ask():
+    w, llm = writer([f"New Question: {LONG}", f"New Question: {LONG}", f"New Question: {FRESH_TEXT}"])
+    item = w.write_one(CTX, "iterate_plain", ItemOrigin.EXPLORE, 1, INITIAL, shorten=True, questions="Question: x")
+    assert item.text == FRESH_TEXT and item.provenance.attempts == 3
+    assert dict(item.provenance.notes)["rejected"] == "too-long,shorten:too-long"
+    third = llm.requests[2]
+    assert third.messages[1].content == f"New Question: {LONG}" and "18 words" in third.messages[-1].content
+
+
+def test_shorten_is_off_by_default_and_counts_against_max_attempts():
+    w, llm = writer([f"New Question: {LONG}", f"New Question: {FRESH_TEXT}"])
+    item = w.write_one(CTX, "iterate_plain", ItemOrigin.EXPLORE, 1, INITIAL, questions="Question: x")
+    assert item.text == FRESH_TEXT and len(llm.requests[1].messages) == 3  # the conversation re-ask
+    w, llm = writer([f"New Question: {LONG}"] * 3)  # max_attempts 3: answer, shorten, re-ask
+    with pytest.raises(ParseError, match="after 3 attempts"):
+        w.write_one(CTX, "iterate_plain", ItemOrigin.EXPLORE, 1, INITIAL, shorten=True, questions="Question: x")
+    assert len(llm.requests) == 3
+
+
 def test_writer_gives_up_with_raw_text_and_state_is_untouched():
     state = observed_state()
     w, _ = writer(["New Question: " + INITIAL[0]] * 3)

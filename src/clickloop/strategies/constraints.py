@@ -43,21 +43,27 @@ class ItemConstraints:
 
     def violation(self, text: str, existing: Iterable[str] = ()) -> str | None:
         """The first rule ``text`` breaks (a sentence for the re-ask prompt), or None."""
+        found = self.check(text, existing)
+        return None if found is None else found[1]
+
+    def check(self, text: str, existing: Iterable[str] = ()) -> tuple[str, str] | None:
+        """The first rule ``text`` breaks as (code, sentence), or None. Codes: ``too-long``,
+        ``too-short``, ``not-a-question``, ``banned-word``, ``ctr-echo``, ``duplicate``."""
         n_words = len(text.split())
         if n_words > self.max_words:
-            return f"it has {n_words} words; the limit is {self.max_words}"
+            return "too-long", f"it has {n_words} words; the limit is {self.max_words}"
         if n_words < self.min_words:
-            return f"it has only {n_words} words; write a full question"
+            return "too-short", f"it has only {n_words} words; write a full question"
         if not text.rstrip().endswith("?"):
-            return "it is not a question ending with '?'"
+            return "not-a-question", "it is not a question ending with '?'"
         found = sorted(w for w in self.banned_words if re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE))
         if found:
-            return f"it uses the forbidden word(s) {', '.join(repr(w) for w in found)}"
+            return "banned-word", f"it uses the forbidden word(s) {', '.join(repr(w) for w in found)}"
         if "%" in text or re.search(r"\bctr\b", text, re.IGNORECASE):
-            return "it repeats a click-through rate; write only the question"
+            return "ctr-echo", "it repeats a click-through rate; write only the question"
         for other in existing:
             if self.is_duplicate(text, other):
-                return f"it is too similar to the earlier question {other!r}"
+                return "duplicate", f"it is too similar to the earlier question {other!r}"
         return None
 
     def is_duplicate(self, a: str, b: str) -> bool:

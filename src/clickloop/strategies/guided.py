@@ -29,6 +29,10 @@ the new item's provenance:
    whole history by default; ``explore_lists="pool"``: the live pool, as the paper's explore prompt)
    and keeps the one most novel against the whole history (and anything written this step);
    ``explore_prompt="paper"`` writes one item from explore-exploit's explore prompt instead.
+
+``shorten``: a single question over the word limit is shortened by a short request of its own
+instead of being re-asked with the whole prompt (:meth:`ItemWriter.write_one`), the model's choice
+of what to ask kept (on the provenance: ``shortened_from``).
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class GuidedExploreExploit:
     explore_prompt: str = "candidates"
     exploit_prompt: str = "guided"
     exploit_candidates: int = 1
+    shorten: bool = False
     name = "guided-ee"
 
     def __post_init__(self) -> None:
@@ -141,6 +146,8 @@ class GuidedExploreExploit:
                 raise ConfigurationError(
                     f"guided-ee {field_name} ({getattr(self, field_name)!r}) must be one of {', '.join(choices)}"
                 )
+        if not isinstance(self.shorten, bool):
+            raise ConfigurationError(f"guided-ee shorten ({self.shorten!r}) must be true or false")
         if self.exploit_candidates > 1 and self.exploit_prompt != "guided":
             raise ConfigurationError(
                 f"guided-ee exploit_candidates ({self.exploit_candidates}) applies to exploit_prompt 'guided' only, "
@@ -257,6 +264,7 @@ class GuidedExploreExploit:
                 state.iteration + 1,
                 existing,
                 parents,
+                shorten=self.shorten,
                 target=target_text,
                 siblings=sibling_lines,
                 ranked=ranked,
@@ -294,7 +302,7 @@ class GuidedExploreExploit:
         self, state: ContextState, writer: ItemWriter, grouper: AspectGrouper, new: list[Item], dropped_note: str
     ) -> Item:
         """The exploit item from explore-exploit's prompt: the history with CTRs, the LLM picks the topic."""
-        item = write_paper_exploit(writer, state, new, {})
+        item = write_paper_exploit(writer, state, new, {}, shorten=self.shorten)
         notes = {"strategy": self.name, "dropped": dropped_note, "exploit_prompt": self.exploit_prompt}
         return _with_notes(item, {**notes, "aspect": grouper.label(item.text, state.context.topic)})
 
@@ -322,6 +330,7 @@ class GuidedExploreExploit:
                     iteration,
                     existing,
                     parents,
+                    shorten=self.shorten,
                     questions=questions,
                 )
             ]

@@ -36,16 +36,31 @@ def _write(
 
 
 def write_paper_exploit(
-    writer: ItemWriter, state: ContextState, new: list[Item], notes: dict[str, str], show_impressions: bool = False
+    writer: ItemWriter,
+    state: ContextState,
+    new: list[Item],
+    notes: dict[str, str],
+    show_impressions: bool = False,
+    shorten: bool = False,
 ) -> Item:
     """The paper's exploit item (Section 4.3): the whole history with CTRs, ascending, and the topic of
     the highest-CTR pool item unless more than 2 items cover it, which the LLM judges. ``notes`` go on
-    the provenance beside ``best_item``."""
+    the provenance beside ``best_item``; ``shorten``: see :meth:`ItemWriter.write_one`."""
     best = max(state.pool_records, key=lambda r: r.ctr).item.item_id
     parents = (best, *(r.item.item_id for r in state.records if r.item.item_id != best))
     history = render_history(state.records, show_impressions)
     notes = {"best_item": best, **notes}
-    return _write(writer, state, new, "exploit", ItemOrigin.EXPLOIT, parents=parents, notes=notes, history=history)
+    return _write(
+        writer,
+        state,
+        new,
+        "exploit",
+        ItemOrigin.EXPLOIT,
+        parents=parents,
+        notes=notes,
+        shorten=shorten,
+        history=history,
+    )
 
 
 @dataclass(frozen=True)

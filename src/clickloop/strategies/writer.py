@@ -3,6 +3,10 @@
 A rejected answer (unparseable, or breaking an :class:`ItemConstraints` rule) is re-asked in the same
 conversation, telling the model what was wrong; after ``max_attempts`` answers the writer raises
 :class:`ParseError` carrying the last raw text. Nothing is added to a pool until an item passes.
+``write_one(..., shorten=True)`` answers a question that breaks only the word limit with a short,
+separate request to shorten it (the :data:`SHORTEN` prompt: that question alone, not the whole
+prompt again), so the model's choice of what to ask is kept and the re-ask costs a few dozen tokens;
+a shortened question that still fails goes back to the conversation's re-ask.
 """
 
 from __future__ import annotations
@@ -12,11 +16,18 @@ from dataclasses import dataclass
 
 from clickloop.core.items import Item, ItemOrigin, ItemRecord, Provenance
 from clickloop.core.pool import Context
-from clickloop.domains.loader import Domain
+from clickloop.domains.loader import Domain, PromptTemplate
 from clickloop.errors import ConfigurationError, ParseError
 from clickloop.llm.base import ChatRequest, LLMBackend, Message, user
 from clickloop.strategies.constraints import ItemConstraints
 from clickloop.strategies.parsing import parse_new_question, parse_question_list
+
+SHORTEN = PromptTemplate(
+    "shorten",
+    "Rewrite this question in at most $max_words words. Keep what it asks; leave out only words it "
+    "does not need.\n\nQuestion: $question\n\nReply with a single line in the form:\nNew Question: <question>\n",
+    "1",
+)
 
 
 def render_history(records: Sequence[ItemRecord], show_impressions: bool = False) -> str:
@@ -122,6 +133,14 @@ class ItemWriter:
                 return [Item.create(context.context_id, q, provenance) for q in accepted]
         raise ParseError(f"no valid {origin.value} candidate after {self.max_attempts} attempts", raw)
 
+    def _check(self, raw: str, existing: Sequence[str]) -> tuple[str | None, tuple[str, str] | None]:
+        """(the question, the rule it breaks as (code, sentence)); the question is None if unparseable."""
+        try:
+            question = parse_new_question(raw)
+        except ParseError:
+            return None, ("form", "it is not in the form 'New Question: <question>'")
+        return question, self.constraints.check(question, existing)
+
     def write_one(
         self,
         context: Context,
@@ -131,48 +150,72 @@ class ItemWriter:
         existing: Sequence[str],
         parents: Sequence[str] = (),
         notes: dict[str, str] | None = None,
+        shorten: bool = False,
         **values: object,
     ) -> Item:
-        """One new item from an iterative prompt; ``existing``: texts it must not duplicate."""
+        """One new item from an iterative prompt; ``existing``: texts it must not duplicate.
+
+        ``shorten``: a question over the word limit is first sent alone to the :data:`SHORTEN` prompt
+        (one attempt of ``max_attempts``) before the conversation is re-asked. The provenance notes
+        list the rules broken by rejected answers (``rejected``, in order) and, for a shortened
+        item, the question it was shortened from (``shortened_from``)."""
         template = self.domain.prompt(prompt_name)
         prompt = template.render(topic=context.topic, max_words=self.constraints.max_words, **values)
         messages: tuple[Message, ...] = user(prompt)
         existing = [*existing, *self.avoid]
+        notes = dict(notes or {})
+        rejected: list[str] = []
         raw = ""
-        for attempt in range(self.max_attempts):
-            answer = self.llm.complete(
-                ChatRequest(
-                    messages,
-                    temperature=self._temperature(attempt),
-                    max_tokens=self.max_tokens,
-                    seed=self.seed + 1000 * iteration + attempt,
-                    sample_index=attempt,
-                )
+        attempt = 0
+
+        def accept(question: str, extra: dict[str, str]) -> Item:
+            final = {**notes, **extra, **({"rejected": ",".join(rejected)} if rejected else {})}
+            provenance = Provenance(
+                origin,
+                iteration,
+                template.name,
+                template.version,
+                tuple(parents),
+                attempt,
+                tuple(sorted(final.items())),
             )
-            raw = answer.text
-            try:
-                question = parse_new_question(raw)
-                problem = self.constraints.violation(question, existing)
-            except ParseError:
-                problem = "it is not in the form 'New Question: <question>'"
+            return Item.create(context.context_id, question, provenance)
+
+        while attempt < self.max_attempts:
+            raw = self._ask_one(messages, attempt, iteration)
+            attempt += 1
+            question, problem = self._check(raw, existing)
             if problem is None:
-                provenance = Provenance(
-                    origin,
-                    iteration,
-                    template.name,
-                    template.version,
-                    tuple(parents),
-                    attempt + 1,
-                    tuple(sorted((notes or {}).items())),
-                )
-                return Item.create(context.context_id, question, provenance)
+                assert question is not None  # _check names a problem for what it cannot parse
+                return accept(question, {})
+            rejected.append(problem[0])
+            if shorten and problem[0] == "too-long" and question is not None and attempt < self.max_attempts:
+                short_prompt = SHORTEN.render(question=question, max_words=self.constraints.max_words)
+                short_raw = self._ask_one(user(short_prompt), attempt, iteration)
+                attempt += 1
+                short, short_problem = self._check(short_raw, existing)
+                if short_problem is None:
+                    assert short is not None
+                    return accept(short, {"shortened_from": question})
+                rejected.append(f"shorten:{short_problem[0]}")
             messages = (
                 *messages[:1],
                 Message("assistant", raw),
                 Message(
                     "user",
-                    f"That answer was rejected because {problem}. Write a different question. "
+                    f"That answer was rejected because {problem[1]}. Write a different question. "
                     "Reply with a single line: New Question: <question>",
                 ),
             )
         raise ParseError(f"no valid {origin.value} question after {self.max_attempts} attempts", raw)
+
+    def _ask_one(self, messages: tuple[Message, ...], attempt: int, iteration: int) -> str:
+        """One answer of an iterative prompt's conversation (or of the shorten prompt) at ``attempt``."""
+        request = ChatRequest(
+            messages,
+            temperature=self._temperature(attempt),
+            max_tokens=self.max_tokens,
+            seed=self.seed + 1000 * iteration + attempt,
+            sample_index=attempt,
+        )
+        return self.llm.complete(request).text
