@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_step.py            # 36 states x 6 arms, about 35 min on 2 cores
     .venv/bin/python benchmarks/bench_step.py --quick    # 2 states, to try it, not saved
+    .venv/bin/python benchmarks/bench_step.py --name step_shorten  # 4 arms: shorten, about 24 min
 
 A loop run mixes everything: which items are dropped, what is written, how sessions are served, and
 the click noise of S sessions compounded over 10 iterations; differences between strategies of 2-3
@@ -18,8 +19,9 @@ state, with the same writer seed, so each arm is compared with the others on ide
 
 States: guided-ee's cells of ``guided-llm-5000-thompson`` (S = 5000, Thompson-served), both
 personas, 3 topics x seeds 1-2 x iterations 3, 6 and 9. Paired differences against the first arm,
-mean ± 95% t-interval over states. LLM answers are cached in ``benchmarks/.cache`` like the other
-quality benchmarks; writes ``results/step.json``.
+mean ± 95% t-interval over states (and, for an arm of :data:`TWINS`, against its twin). LLM answers
+are cached in ``benchmarks/.cache`` like the other quality benchmarks; writes ``results/NAME.json``
+with the arms :data:`SAVED` lists for NAME (``step`` by default).
 """
 
 from __future__ import annotations
