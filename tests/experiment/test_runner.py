@@ -377,3 +377,33 @@ def test_unknown_embedded_model_fails_before_anything_is_written(tmp_path):
     with pytest.raises(UnknownIdError, match=r"llamacpp:qwen2\.5-coder-1\.5b.*llamacpp:/path/to/model\.gguf"):
         run_experiment(config(llm="llamacpp:nosuch"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_guided_ee_shorten_from_the_config_reaches_the_writer(tmp_path):
+    """``strategy_options`` ``shorten`` as a user sets it: over-long questions come back shortened."""
+
+    def long_winded(request):
+        answer = canned_responder(request)
+        prompt = request.messages[0].content
+        if answer.startswith("New Question:") and len(request.messages) == 1 and "Rewrite this" not in prompt:
+            return answer.rstrip("?") + " when you compare every option on offer across many shops and years?"
+        return answer
+
+    cfg = config(
+        populations=["Quality"],
+        topics=["Cookware Sets"],
+        strategies=["guided-ee"],
+        strategy_options={"guided-ee": {"shorten": True}},
+        n_sessions=300,
+        judge="length-words",
+    )
+    outcome = run_experiment(cfg, tmp_path, backend=ScriptedLLM(long_winded))
+    assert outcome.failures == []
+    written = [x for r in records(tmp_path, "guided-ee") for x in r["pool"] if x["provenance"]["origin"] != "initial"]
+    shortened = [x for x in written if "shortened_from" in x["provenance"]["notes"]]
+    assert shortened, "no over-long question was shortened"
+    for item in shortened:
+        assert len(item["text"].split()) <= 15 < len(item["provenance"]["notes"]["shortened_from"].split())
+        assert item["provenance"]["notes"]["rejected"].startswith("too-long")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["strategy_options"] == {"guided-ee": {"shorten": True}}
