@@ -19,6 +19,7 @@
     .venv/bin/python benchmarks/bench_quality.py guided-llm-300-explore-paper # the paper's explore prompt
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20-explore-paper  # ... on 20 items
     .venv/bin/python benchmarks/bench_quality.py guided-llm-5000-pool20-shorten  # ... over-long ones shortened
+    .venv/bin/python benchmarks/bench_quality.py guided-llm-300-pool20-shorten   # ... at S = 300
 
 Each writes benchmarks/results/<name>/ (summary.json, report.md, plots/, cells/) and
 benchmarks/results/<name>/bench.json (wall time, machine, LLM accounting). LLM answers are cached in
@@ -173,6 +174,13 @@ CONFIGS["guided-llm-5000-pool20-explore-paper"] = dict(
 # tokens). Seeds 1-3 beside its own fixed-pool arm (paired by cell).
 CONFIGS["guided-llm-5000-pool20-shorten"] = dict(
     CONFIGS["guided-llm-5000-pool20"],
+    strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper", "shorten": True}},
+)
+
+# the same settings at S = 300 (seeds 5-7, beside its own fixed-pool arm, paired by cell; the other
+# seeds 5-7 runs unpaired), staged a seed at a time; about 40 min a seed cold on 2 cores
+CONFIGS["guided-llm-300-pool20-shorten"] = dict(
+    CONFIGS["guided-llm-300-pool20"],
     strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper", "shorten": True}},
 )
 
