@@ -178,7 +178,7 @@ CONFIGS["guided-llm-5000-pool20-shorten"] = dict(
 )
 
 # the same settings at S = 300 (seeds 5-7, beside its own fixed-pool arm, paired by cell; the other
-# seeds 5-7 runs unpaired), staged a seed at a time; about 40 min a seed cold on 2 cores
+# seeds 5-7 runs unpaired), staged a seed at a time; 29 min a seed cold on 2 cores (bench.json)
 CONFIGS["guided-llm-300-pool20-shorten"] = dict(
     CONFIGS["guided-llm-300-pool20"],
     strategy_options={"guided-ee": {"explore_lists": "pool", "explore_prompt": "paper", "shorten": True}},

@@ -45,6 +45,7 @@ RUNS = [
     "guided-llm-300-explore-paper",
     "guided-llm-5000-pool20-explore-paper",
     "guided-llm-5000-pool20-shorten",
+    "guided-llm-300-pool20-shorten",
 ]
 # the committed arms of seeds 5-7 at S = 300, as (run, strategy, label)
 SEEDS_5_7_ARMS = [
@@ -64,12 +65,24 @@ ARM_SETS = [
             *SEEDS_5_7_ARMS,
             ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
             ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
+            ("guided-llm-300-pool20-shorten", "fixed-pool", "fixed-pool (20 items, thompson), third sample"),
+            (
+                "guided-llm-300-pool20-shorten",
+                "guided-ee",
+                "guided-ee, thompson, pool of 20, the paper's explore prompt, shorten",
+            ),
         ],
-        [("guided-llm-300-pool20", "guided-ee", "fixed-pool")],
+        [
+            ("guided-llm-300-pool20", "guided-ee", "fixed-pool"),
+            ("guided-llm-300-pool20-shorten", "guided-ee", "fixed-pool"),
+        ],
         "`guided-llm-300-pool20` runs guided-ee on a pool of 20 items, served by Thompson sampling, beside"
         " the fixed-pool bandit; both start from the same 20 items (one generation request, through the"
         " cache), and guided-ee replaces the items that are confidently worse. The other arms are those of"
-        " the seeds 5-7 runs: the same topics, personas and seeds, other IP_0s (5 items), so unpaired.",
+        " the seeds 5-7 runs: the same topics, personas and seeds, other IP_0s (5 items), so unpaired."
+        " `guided-llm-300-pool20-shorten` runs guided-ee on 20 items with the paper's explore prompt on the"
+        " live pool and `shorten`, beside its own fixed-pool arm (staged a seed at a time; its cell count"
+        " says how many seeds have run).",
     ),
     (
         "guided-ee with its explore prompt listing the live pool, LLM judge, S = 300, seeds 5-7",
@@ -533,6 +546,7 @@ ANSWERS = [
     ("guided-llm-5000-pool20", "guided-ee"),
     ("guided-llm-5000-pool20-explore-paper", "guided-ee"),
     ("guided-llm-5000-pool20-shorten", "guided-ee"),
+    ("guided-llm-300-pool20-shorten", "guided-ee"),
 ]
 
 
