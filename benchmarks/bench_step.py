@@ -192,11 +192,23 @@ def summarize(rows: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
                         reasons[code] = reasons.get(code, 0) + 1
                 entry["rejections by rule"] = dict(sorted(reasons.items()))
             summary[f"{persona} / {label}"] = entry
+    for label in arms:  # both personas together: the totals benchmarks/README.md quotes
+        written = [n for row in rows for n in row[label]["new"]]
+        codes = [code for n in written for code in filter(None, n.get("rejected", "").split(","))]
+        summary[f"all states / {label}"] = {
+            "tokens": sum(row[label]["tokens"] for row in rows),
+            "rejections": len(codes),
+            "too-long rejections": codes.count("too-long"),
+            "items shortened": sum(n.get("shortened", False) for n in written),
+        }
     return summary
 
 
 def report(summary: dict[str, Any], base_label: str) -> None:
     for key, entry in summary.items():
+        if key.startswith("all states / "):
+            print(f"{key:50s}  " + "  ".join(f"{k} {v:,}" for k, v in entry.items()))
+            continue
         parts = [f"{key:50s}"]
         for origin in ("explore", "exploit"):
             value = entry[f"{origin} score"]

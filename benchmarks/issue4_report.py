@@ -54,6 +54,15 @@ SEEDS_5_7_ARMS = [
     ("guided-llm-300-seeds5-7-thompson", "guided-ee", "guided-ee, thompson (pool of 5, explore lists the history)"),
     ("guided-llm-300-seeds5-7", "fixed-pool", "fixed-pool (20 items, thompson)"),
 ]
+POOL20_PAPER = "guided-ee, thompson, pool of 20, the paper's explore prompt"
+
+
+def beside_bandit(run: str, sample: str, label: str) -> list[tuple[str, str, str]]:
+    """The two arms of a run of guided-ee beside the fixed-pool bandit on the same 20 items; ``sample``:
+    which sample of the bandit this is (``rerun``, ``third sample``...)."""
+    return [(run, "fixed-pool", f"fixed-pool (20 items, thompson), {sample}"), (run, "guided-ee", label)]
+
+
 # (title, [(run or runs pooled, strategy, label)], [(run, arm, other arm) paired by cell], what to know of
 # it): arms of different runs on the same topics, personas and seeds but other IP_0s, compared unpaired
 # with the first arm (difference of means, Welch's interval); the named pairs of arms of one run also
@@ -63,14 +72,8 @@ ARM_SETS = [
         "guided-ee over a 20-item pool, LLM judge, S = 300, seeds 5-7",
         [
             *SEEDS_5_7_ARMS,
-            ("guided-llm-300-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
-            ("guided-llm-300-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
-            ("guided-llm-300-pool20-shorten", "fixed-pool", "fixed-pool (20 items, thompson), third sample"),
-            (
-                "guided-llm-300-pool20-shorten",
-                "guided-ee",
-                "guided-ee, thompson, pool of 20, the paper's explore prompt, shorten",
-            ),
+            *beside_bandit("guided-llm-300-pool20", "rerun", "guided-ee, thompson, pool of 20"),
+            *beside_bandit("guided-llm-300-pool20-shorten", "third sample", f"{POOL20_PAPER}, shorten"),
         ],
         [
             ("guided-llm-300-pool20", "guided-ee", "fixed-pool"),
@@ -123,20 +126,9 @@ ARM_SETS += [
             (("guided-llm-5000", "guided-llm-5000-seeds2-3"), "fixed-pool", "fixed-pool (20 items, thompson)"),
             ("guided-llm-5000-thompson", "explore-exploit", "explore-exploit, thompson"),
             ("guided-llm-5000-thompson", "guided-ee", "guided-ee, thompson"),
-            ("guided-llm-5000-pool20", "fixed-pool", "fixed-pool (20 items, thompson), rerun"),
-            ("guided-llm-5000-pool20", "guided-ee", "guided-ee, thompson, pool of 20"),
-            ("guided-llm-5000-pool20-explore-paper", "fixed-pool", "fixed-pool (20 items, thompson), third sample"),
-            (
-                "guided-llm-5000-pool20-explore-paper",
-                "guided-ee",
-                "guided-ee, thompson, pool of 20, the paper's explore prompt",
-            ),
-            ("guided-llm-5000-pool20-shorten", "fixed-pool", "fixed-pool (20 items, thompson), fourth sample"),
-            (
-                "guided-llm-5000-pool20-shorten",
-                "guided-ee",
-                "guided-ee, thompson, pool of 20, the paper's explore prompt, shorten",
-            ),
+            *beside_bandit("guided-llm-5000-pool20", "rerun", "guided-ee, thompson, pool of 20"),
+            *beside_bandit("guided-llm-5000-pool20-explore-paper", "third sample", POOL20_PAPER),
+            *beside_bandit("guided-llm-5000-pool20-shorten", "fourth sample", f"{POOL20_PAPER}, shorten"),
         ],
         [
             ("guided-llm-5000-thompson", "guided-ee", "explore-exploit"),
@@ -392,7 +384,8 @@ def pooled_arm(
     rows: list[dict[str, Any]], runs: tuple[str, ...], population: str, strategy: str
 ) -> dict[str, Any] | None:
     """One arm's cells over ``runs`` (same settings, disjoint seeds) as one row: Last and Avg CTR by cell
-    (keys prefixed by the run) and tokens per cell over all of them; None where no run has the arm."""
+    (keys prefixed by the run) and generator tokens and calls per cell over all of them; None where no
+    run has the arm."""
     found = [r for r in rows if r["run"] in runs and (r["population"], r["strategy"]) == (population, strategy)]
     if not found:
         return None
@@ -401,6 +394,7 @@ def pooled_arm(
         "last_by_cell": {f"{r['run']}|{k}": v for r in found for k, v in r["last_by_cell"].items()},
         "avg_by_cell": {f"{r['run']}|{k}": v for r in found for k, v in r["avg_by_cell"].items()},
         "tokens_per_cell": sum(r["tokens_per_cell"] * r["cells"] for r in found) / cells,
+        "calls_per_cell": sum(r["calls_per_cell"] * r["cells"] for r in found) / cells,
     }
 
 
@@ -419,8 +413,8 @@ def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
             note,
             "",
             f"| population | arm | cells | Last CTR | Avg CTR | ratio of Last to {members[0][2]} "
-            "| Δ Last (points, unpaired) | tokens / cell |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| Δ Last (points, unpaired) | tokens / cell | calls / cell |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         first = _runs(members[0][0])
         populations = list(dict.fromkeys(r["population"] for r in rows if r["run"] in first))
@@ -438,7 +432,7 @@ def arm_set_section(rows: list[dict[str, Any]]) -> list[str]:
                     f"| {population} | {label} | {len(last)} | {pct(*mean_ci(last))} "
                     f"| {pct(*mean_ci(list(row['avg_by_cell'].values())))} "
                     f"| {float(np.mean(last)) / float(np.mean(base_last)):.2f} | {pct(*welch(last, base_last))} "
-                    f"| {row['tokens_per_cell']:,.0f} |"
+                    f"| {row['tokens_per_cell']:,.0f} | {row['calls_per_cell']:.1f} |"
                 )
         for (run, arm, other), population in itertools.product(pairs, populations):
             a, b = index.get((run, population, arm)), index.get((run, population, other))

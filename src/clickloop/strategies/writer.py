@@ -74,12 +74,16 @@ class ItemWriter:
     def _temperature(self, attempt: int) -> float:
         return min(1.5, self.temperature + self.temperature_step * attempt) if attempt else self.temperature
 
-    def _ask_list(self, prompt: str, n: int, attempt: int, seed: int) -> str:
-        """One answer to a prompt asking for a numbered list of ``n`` questions."""
+    def _ask(self, messages: tuple[Message, ...], attempt: int, seed: int, max_tokens: int) -> str:
+        """The text of one answer at ``attempt`` (its temperature and sample index)."""
         request = ChatRequest(
-            user(prompt), temperature=self._temperature(attempt), max_tokens=40 * n, seed=seed, sample_index=attempt
+            messages, temperature=self._temperature(attempt), max_tokens=max_tokens, seed=seed, sample_index=attempt
         )
         return self.llm.complete(request).text
+
+    def _ask_list(self, prompt: str, n: int, attempt: int, seed: int) -> str:
+        """One answer to a prompt asking for a numbered list of ``n`` questions."""
+        return self._ask(user(prompt), attempt, seed, 40 * n)
 
     def _accept(self, raw: str, accepted: list[str], n: int, existing: Sequence[str]) -> None:
         """Append to ``accepted`` the questions of ``raw`` that pass the constraints, up to ``n`` in all."""
@@ -182,7 +186,7 @@ class ItemWriter:
             return Item.create(context.context_id, question, provenance)
 
         while attempt < self.max_attempts:
-            raw = self._ask_one(messages, attempt, iteration)
+            raw = self._ask(messages, attempt, self.seed + 1000 * iteration + attempt, self.max_tokens)
             attempt += 1
             question, problem = self._check(raw, existing)
             if problem is None:
@@ -191,7 +195,9 @@ class ItemWriter:
             rejected.append(problem[0])
             if shorten and problem[0] == "too-long" and question is not None and attempt < self.max_attempts:
                 short_prompt = SHORTEN.render(question=question, max_words=self.constraints.max_words)
-                short_raw = self._ask_one(user(short_prompt), attempt, iteration)
+                short_raw = self._ask(
+                    user(short_prompt), attempt, self.seed + 1000 * iteration + attempt, self.max_tokens
+                )
                 attempt += 1
                 short, short_problem = self._check(short_raw, existing)
                 if short_problem is None:
@@ -208,14 +214,3 @@ class ItemWriter:
                 ),
             )
         raise ParseError(f"no valid {origin.value} question after {self.max_attempts} attempts", raw)
-
-    def _ask_one(self, messages: tuple[Message, ...], attempt: int, iteration: int) -> str:
-        """One answer of an iterative prompt's conversation (or of the shorten prompt) at ``attempt``."""
-        request = ChatRequest(
-            messages,
-            temperature=self._temperature(attempt),
-            max_tokens=self.max_tokens,
-            seed=self.seed + 1000 * iteration + attempt,
-            sample_index=attempt,
-        )
-        return self.llm.complete(request).text
