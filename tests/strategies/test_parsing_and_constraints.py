@@ -18,6 +18,10 @@ RULES = ItemConstraints(max_words=15, banned_words=("best", "where"))
         ("New Question: Are copper pans durable? Do they rust?", "Are copper pans durable?"),
         ("Are copper pans durable?", "Are copper pans durable?"),
         ('New Question: "Are copper pans durable?"', "Are copper pans durable?"),
+        # the label repeated (48 committed 1.5B items were stored as "Question: ...")
+        ("New Question: Question: Are copper pans durable?", "Are copper pans durable?"),
+        ("New Question: **Question:** Are copper pans durable?", "Are copper pans durable?"),
+        ("Question: Are copper pans durable?", "Are copper pans durable?"),
     ],
 )
 def test_parse_new_question(raw, expected):
@@ -34,6 +38,11 @@ def test_parse_new_question_rejects_with_raw_text(raw):
 def test_parse_question_list_numbered_bulleted_and_packed():
     raw = "Here are questions:\n1. What is it made of?\n2) Is it safe? Does it rust?\n- How heavy is it?\n\n"
     assert parse_question_list(raw) == ["What is it made of?", "Is it safe?", "Does it rust?", "How heavy is it?"]
+
+
+def test_parse_question_list_drops_a_repeated_label():
+    raw = "1. Question: What is it made of?\n2. Question 2: Is it safe?\nQuestion:"
+    assert parse_question_list(raw) == ["What is it made of?", "Is it safe?"]
 
 
 @pytest.mark.parametrize(

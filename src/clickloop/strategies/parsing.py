@@ -14,13 +14,17 @@ from clickloop.errors import ParseError
 _NEW_QUESTION = re.compile(r"new\s+question\s*[:：]\s*(.+)", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:\d+\s*[.):-]|[-*•]|q\d+\s*[:.)])\s*", re.IGNORECASE)
 # a CTR echoed after the question, e.g. "... leak? CTR: 14.0%" or "... leak? (14.0%)"
+# the prompt's own label repeated by the model: "New Question: Question: Is it safe?" (seen on the 1.5B)
+_LABEL = re.compile(r"^(?:(?:new\s+)?question\s*\d*\s*[:：]\s*)+", re.IGNORECASE)
 _TRAILING_CTR = re.compile(r"\s*(?:[-–(|]\s*)?(?:ctr\s*[:=]?\s*)?\d+(?:\.\d+)?\s*%\)?\s*$", re.IGNORECASE)
 
 
 def clean_question(text: str) -> str:
-    """Strip bullets, quotes, markdown emphasis and an echoed CTR; collapse white space."""
+    """Strip bullets, a ``Question:`` label, quotes, markdown emphasis and an echoed CTR; collapse white
+    space."""
     text = _BULLET.sub("", text.strip())
-    text = text.strip().strip("*_`").strip().strip("\"'“”").strip()
+    text = text.strip().strip("*_`").strip()
+    text = _LABEL.sub("", text).strip("*_`").strip().strip("\"'“”").strip()
     text = _TRAILING_CTR.sub("", text)
     text = re.sub(r"\s*ctr\s*[:=]?\s*$", "", text, flags=re.IGNORECASE)
     return " ".join(text.split())
