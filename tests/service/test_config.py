@@ -89,6 +89,11 @@ def _with_prompt(name, text):
             "strategy_options.shorten",
             r"guided-ee shorten \('yes'\) must be true or false",
         ),
+        (
+            {"strategy": "guided-ee", "strategy_options": {"exploit_target": "best"}},
+            "strategy_options.exploit_target",
+            r"guided-ee exploit_target \('best'\) must be one of thompson, mean",
+        ),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
         ({"pool_size": "5"}, "pool_size", "valid integer"),
         ({"require_review": "true"}, "require_review", "valid boolean"),

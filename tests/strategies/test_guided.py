@@ -129,6 +129,27 @@ def test_exploit_prompt_has_target_and_aspect_but_no_numbers():
     assert set(notes["thompson_order"].split(",")) == {i for i in state.pool[2:]}
 
 
+def test_mean_exploit_target_takes_the_highest_posterior_mean_whatever_the_draws():
+    # 3000 impressions each: 320 clicks is ahead of 310 and 300, but Thompson draws often reorder them
+    state = state_with([3000] * 5, [30, 40, 300, 310, 320])
+    targets = set()
+    for seed in range(8):
+        w, _ = make_writer(Responder(CANDIDATES))
+        after = GuidedExploreExploit(n_explore=0, exploit_target="mean").step(state, w, np.random.default_rng(seed))
+        new = next(after.history[i].item for i in after.pool if i not in state.pool)
+        notes = dict(new.provenance.notes)
+        assert notes["mean_order"] == ",".join(state.pool[4:0:-1])  # one dropped: the worst
+        targets.add(notes["target"])
+    assert targets == {state.pool[4]}
+    thompson = set()
+    for seed in range(8):
+        w, _ = make_writer(Responder(CANDIDATES))
+        after = GuidedExploreExploit(n_explore=0).step(state, w, np.random.default_rng(seed))
+        new = next(after.history[i].item for i in after.pool if i not in state.pool)
+        thompson.add(dict(new.provenance.notes)["target"])
+    assert len(thompson) > 1  # the default samples the target
+
+
 def test_aspect_cap_skips_a_target_with_two_live_items_on_its_aspect():
     # the two "material" items are the best; the cap (2 per aspect) forbids a third on material
     state = state_with([3000] * 5, [300, 290, 10, 100, 20])
@@ -274,6 +295,7 @@ def test_a_write_that_keeps_failing_leaves_nothing_applied():
         ({"explore_lists": "everything"}, "explore_lists"),
         ({"explore_prompt": "free"}, "explore_prompt"),
         ({"exploit_prompt": "ctr"}, "exploit_prompt"),
+        ({"exploit_target": "best"}, "exploit_target"),
         ({"exploit_candidates": 0}, "exploit_candidates"),
         ({"exploit_candidates": 3, "exploit_prompt": "paper"}, "exploit_candidates"),
         ({"shorten": "yes"}, "shorten"),

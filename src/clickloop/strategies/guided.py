@@ -15,7 +15,9 @@ the new item's provenance:
    At most ``n_explore + n_exploit`` go, lowest posterior mean first, and as many new items come in,
    so |IP| stays put. With nothing to drop the pool is kept and no LLM call is made. The new items'
    ``dropped`` note lists each dropped id with its P(worse).
-2. **Exploit** target by Thompson sampling over the kept items, skipping targets whose aspect already
+2. **Exploit** target by Thompson sampling over the kept items (``exploit_target="mean"``: the highest
+   posterior mean CTR first, which favours the best-measured item over one that is merely uncertain),
+   skipping targets whose aspect already
    has ``max_per_aspect`` live items (the paper's "more than 2 questions on that topic" rule, enforced
    by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
    items of the history with the highest posterior mean CTR, ordered from least to most clicked (what
@@ -54,6 +56,7 @@ from clickloop.strategies.writer import ItemWriter, render_questions
 EXPLORE_LISTS = ("history", "pool")
 EXPLORE_PROMPTS = ("candidates", "paper")
 EXPLOIT_PROMPTS = ("guided", "paper")
+EXPLOIT_TARGETS = ("thompson", "mean")
 
 
 def _with_notes(item: Item, notes: dict[str, str]) -> Item:
@@ -86,6 +89,8 @@ class GuidedExploreExploit:
     ``exploit_prompt``: ``guided`` (the ``guided_exploit`` prompt on the Thompson-sampled target, no
     numbers shown) or ``paper`` (explore-exploit's ``exploit`` prompt: every item so far with its latest
     CTR, lowest first; the target and aspect cap are then not used, the model chooses the topic).
+    ``exploit_target``: the order in which kept items are tried as the exploit target: ``thompson`` (one
+    posterior draw each, highest first) or ``mean`` (posterior mean CTR, highest first).
     ``exploit_candidates``: with ``guided`` exploit prompts, how many questions one answer is asked for
     (the ``guided_exploit_list`` prompt; the first that passes the constraints is kept). 1: one
     question from ``guided_exploit``, re-asked while it breaks a constraint.
@@ -108,6 +113,7 @@ class GuidedExploreExploit:
     explore_lists: str = "history"
     explore_prompt: str = "candidates"
     exploit_prompt: str = "guided"
+    exploit_target: str = "thompson"
     exploit_candidates: int = 1
     shorten: bool = False
     name = "guided-ee"
@@ -141,6 +147,7 @@ class GuidedExploreExploit:
             ("explore_lists", EXPLORE_LISTS),
             ("explore_prompt", EXPLORE_PROMPTS),
             ("exploit_prompt", EXPLOIT_PROMPTS),
+            ("exploit_target", EXPLOIT_TARGETS),
         ):
             if getattr(self, field_name) not in choices:
                 raise ConfigurationError(
@@ -239,7 +246,12 @@ class GuidedExploreExploit:
         if self.exploit_prompt == "paper":
             return self._exploit_paper(state, writer, grouper, new, dropped_note)
         live_texts = [r.item.text for r in kept] + [i.text for i in new]
-        order = thompson_order([self.evidence(r) for r in kept], rng, self.prior)
+        evidence = [self.evidence(r) for r in kept]
+        if self.exploit_target == "thompson":
+            order = thompson_order(evidence, rng, self.prior)
+        else:
+            alpha, beta = posteriors(evidence, self.prior)
+            order = sorted(range(len(kept)), key=lambda k: (-alpha[k] / (alpha[k] + beta[k]), k))
         target, skipped = kept[order[0]], []
         for k in order:
             on_aspect = sum(grouper.similarity(kept[k].item.text, t, topic) >= grouper.cutoff for t in live_texts)
@@ -291,7 +303,7 @@ class GuidedExploreExploit:
                 "strategy": self.name,
                 "dropped": dropped_note,
                 "target": target.item.item_id,
-                "thompson_order": ",".join(kept[k].item.item_id for k in order),
+                f"{self.exploit_target}_order": ",".join(kept[k].item.item_id for k in order),
                 "skipped_targets": ",".join(skipped),
                 "aspect": grouper.label(target.item.text, topic),
                 "aspect_similarity": f"{grouper.similarity(target.item.text, item.text, topic):.2f}",
