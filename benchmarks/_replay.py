@@ -10,13 +10,14 @@ in ``bench_quality.py``, for many seeds in minutes, on items whose quality is wh
 * ``init`` (IP_0): distinct questions drawn from the initial pools of the same topic;
 * explore prompts (``guided_explore``, ``iterate_plain``): questions the 1.5B wrote from the same prompt,
   for the same topic, scored for the same persona; they see no CTRs, so the state does not enter;
-* exploit prompts: the 1.5B's exploit items depend on the item they were asked to build on only weakly
-  (Pearson 0.22 to 0.23 between target and exploit scores), and that dependence is kept. For a target
-  scoring s the writer draws, uniformly, one of the ``k_nearest`` exploit items of the same prompt,
-  topic and persona whose own target scored closest to s. ``guided_exploit``'s target is named in the
-  prompt; for the paper's ``exploit`` prompt it is the question listed with the highest CTR, and the
-  bank pairs each of explore-exploit's exploit items with its ``best_item`` (the highest-CTR item of
-  the pool, which the 1.5B reads poorly: that weak link is in the pairs, not assumed).
+* exploit prompts: the 1.5B's exploit items depend on the item they were asked to build on only
+  weakly (Pearson 0.14 to 0.28 between target and exploit scores, :meth:`Bank.stats`), and that
+  dependence is kept. For a target scoring s the writer draws, uniformly, one of the ``k_nearest``
+  exploit items of the same prompt, topic and persona whose own target scored closest to s.
+  ``guided_exploit``'s target is named in the prompt; for the paper's ``exploit`` prompt it is the
+  question listed with the highest CTR, and the bank pairs each of explore-exploit's exploit items
+  with its ``best_item`` (the highest-CTR item of the pool, which the 1.5B reads poorly: that weak
+  link is in the pairs, not assumed).
 
 What it cannot replay: how a question relates to the others of its pool (drawn questions are not on
 their target's aspect), and the LLM's cost (the scripted backend counts words, not tokens). Answers are a
@@ -63,6 +64,37 @@ class Bank:
 
     def score(self, topic: str, persona: str, text: str) -> float | None:
         return self.scores.get((topic, persona, normalize_text(text)))
+
+    def stats(self) -> dict[str, Any]:
+        """Per persona, the judge scores of each part (mean, sd, n: initial questions, explore and
+        exploit items by prompt) and, per exploit prompt, the Pearson correlation between the target's
+        score and the exploit item's."""
+        out: dict[str, Any] = {}
+        for persona in sorted({key[1] for key in self.scores}):
+            parts: dict[str, list[float]] = defaultdict(list)
+            pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            for topic, texts in self.initial.items():
+                parts["initial"] += [x for t in texts if (x := self.score(topic, persona, t)) is not None]
+            for (topic, who, template), texts in self.explore.items():
+                if who == persona:
+                    parts[template] += [x for t in texts if (x := self.score(topic, persona, t)) is not None]
+            for (topic, who, template), found in self.exploit.items():
+                if who == persona:
+                    for target, text in found:
+                        score = self.score(topic, persona, text)
+                        if score is not None:
+                            parts[template].append(score)
+                            pairs[template].append((target, score))
+            out[persona] = {
+                "scores": {
+                    name: {"mean": round(float(np.mean(v)), 2), "sd": round(float(np.std(v)), 2), "n": len(v)}
+                    for name, v in parts.items()
+                },
+                "target_exploit_pearson": {
+                    name: round(float(np.corrcoef(np.array(v).T)[0, 1]), 2) for name, v in pairs.items()
+                },
+            }
+        return out
 
     def counts(self) -> dict[str, Any]:
         """How many questions each part holds, for the result file."""

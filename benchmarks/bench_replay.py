@@ -221,6 +221,51 @@ def markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot(record: dict[str, Any], path: Path) -> None:
+    """One panel per budget and persona: each arm's replayed Last CTR (bar, 95% interval) and the
+    committed LLM runs' (dot, 95% interval)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = list(record["budgets"])
+    fig, axes = plt.subplots(len(budgets), len(PERSONAS), figsize=(12, 3.2 * len(budgets)), squeeze=False)
+    for row, budget in enumerate(budgets):
+        for col, persona in enumerate(PERSONAS):
+            ax = axes[row][col]
+            rows = record["budgets"][budget][persona]
+            labels = list(rows)
+            y = np.arange(len(labels))
+            means = [100 * rows[a]["last_ctr"][0] for a in labels]
+            errors = [100 * rows[a]["last_ctr"][1] for a in labels]
+            ax.errorbar(means, y - 0.12, xerr=errors, fmt="s", color="#3182bd", capsize=3, label="replay")
+            for k, arm in enumerate(labels):
+                if "llm_last_ctr" in rows[arm]:
+                    mean, half = rows[arm]["llm_last_ctr"]
+                    ax.errorbar(
+                        100 * mean,
+                        k + 0.12,
+                        xerr=100 * half,
+                        fmt="o",
+                        color="black",
+                        capsize=3,
+                        label="LLM runs" if k == 0 else None,
+                    )
+            reference = 100 * rows[REFERENCE]["last_ctr"][0]
+            ax.axvline(1.2 * reference, color="#d62728", linestyle="--", label="1.2 x EE uniform")
+            ax.set_yticks(y, labels if col == 0 else [""] * len(labels), fontsize=8)
+            ax.grid(axis="x", alpha=0.3)
+            ax.invert_yaxis()
+            ax.set_title(f"S = {budget}, {persona}", fontsize=10)
+            ax.set_xlabel("Last CTR (%)")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=3, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds a topic, nothing saved")
@@ -231,7 +276,11 @@ def main() -> None:
         "--hold-out", help="comma-separated runs whose items the bank leaves out (writes replay_held_out)"
     )
     parser.add_argument("--arms", help="semicolon-separated arm labels (default: every arm of the mode)")
+    parser.add_argument("--plot", action="store_true", help="only redraw results/replay.png from replay.json")
     args = parser.parse_args()
+    if args.plot:
+        plot(json.loads((RESULTS / "replay.json").read_text()), RESULTS / "replay.png")
+        return
     seeds = list(range(1, 1 + (2 if args.quick else args.seeds)))
     if args.sweep:
         name, budgets, arms = "replay_sweep", args.budget or [300], [REFERENCE, BANDIT, SWEEP_BASE, *SWEEP]
@@ -250,7 +299,7 @@ def main() -> None:
         "mode": "sweep" if args.sweep else "arms",
         "machine": machine(),
         "seeds_per_topic": len(seeds),
-        "bank": {"runs": bank.runs, "held_out": held_out, **bank.counts()},
+        "bank": {"runs": bank.runs, "held_out": held_out, **bank.counts(), "stats": bank.stats()},
         "arms": {arm: {"strategy": ARMS[arm][0], "options": ARMS[arm][1]} for arm in arms},
         "budgets": {},
     }
@@ -272,6 +321,8 @@ def main() -> None:
     if not args.quick:
         save(name, record)
         (RESULTS / f"{name}.md").write_text(text, encoding="utf-8")
+        if name == "replay":
+            plot(record, RESULTS / "replay.png")
     print(text)
 
 
