@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/bench_replay.py --sweep      # guided-ee's options one at a time, S = 300
     .venv/bin/python benchmarks/bench_replay.py --quick      # 2 seeds a topic, nothing saved
     .venv/bin/python benchmarks/bench_replay.py --budget 300 # one feedback budget only
+    .venv/bin/python benchmarks/bench_replay.py --hold-out RUN,RUN --arms "A;B"  # bank without those runs
+    .venv/bin/python benchmarks/bench_replay.py --redraw     # the .md files and replay.png from the .json
 
 ``bench_quality.py`` costs 15 to 30 minutes a seed on 2 cores, so its arms carry intervals of 2 to 4
 points of CTR over 9 cells, as wide as the differences the issue asks about. The simulated writer of
@@ -17,7 +19,8 @@ serving policies are the real ones, on the same 3 categories x 2 personas x 10 i
 Two checks come first in the output: the replay against the committed LLM runs, arm by arm (does it
 reproduce their Last CTRs?), then the issue's comparison with many more cells: each arm's Last CTR, its
 ratio to the paper's explore-exploit served uniformly, and its difference from the fixed-pool bandit,
-paired by cell where both start from the same 20 items. Writes ``results/replay.{json,md}``.
+paired by cell where both start from the same 20 items. Writes ``results/replay.{json,md,png}``
+(``--sweep``: ``replay_sweep.{json,md}``; ``--hold-out``: ``replay_held_out.{json,md}``).
 """
 
 from __future__ import annotations
@@ -218,7 +221,38 @@ def markdown(record: dict[str, Any]) -> str:
                     cols.append(f"{pct(llm)} ({row['llm_cells']})" if llm else "–")
                 lines.append("| " + " | ".join(cols) + " |")
         lines.append("")
+    if sweep:
+        beyond = [
+            f"{persona}, {arm}: {pct(row['minus_base'], signed=True)}"
+            for by_persona in record["budgets"].values()
+            for persona, rows in by_persona.items()
+            for arm, row in rows.items()
+            if arm in SWEEP and abs(row["minus_base"][0]) > row["minus_base"][1]
+        ]
+        compared = sum(arm in SWEEP for by in record["budgets"].values() for rows in by.values() for arm in rows)
+        lines += [
+            f"Differences from the base beyond their 95% interval: {len(beyond)} of {compared} "
+            f"(about {0.05 * compared:.1f} expected by chance)" + (": " + "; ".join(beyond) if beyond else "."),
+            "",
+        ]
+    else:
+        inside, total = agreement(record)
+        lines += [f"Replayed Last CTR inside the 95% interval of the LLM runs of its arm: {inside} of {total}.", ""]
     return "\n".join(lines)
+
+
+def agreement(record: dict[str, Any]) -> tuple[int, int]:
+    """How many arms' replayed mean Last CTR lies inside the 95% interval of their LLM runs, of how many
+    arms have LLM runs."""
+    inside = total = 0
+    for by_persona in record["budgets"].values():
+        for rows in by_persona.values():
+            for row in rows.values():
+                if "llm_last_ctr" in row:
+                    mean, half = row["llm_last_ctr"]
+                    total += 1
+                    inside += abs(row["last_ctr"][0] - mean) <= half
+    return inside, total
 
 
 def plot(record: dict[str, Any], path: Path) -> None:
@@ -276,10 +310,17 @@ def main() -> None:
         "--hold-out", help="comma-separated runs whose items the bank leaves out (writes replay_held_out)"
     )
     parser.add_argument("--arms", help="semicolon-separated arm labels (default: every arm of the mode)")
-    parser.add_argument("--plot", action="store_true", help="only redraw results/replay.png from replay.json")
+    parser.add_argument(
+        "--redraw", action="store_true", help="only rewrite the .md files and replay.png from the .json"
+    )
     args = parser.parse_args()
-    if args.plot:
-        plot(json.loads((RESULTS / "replay.json").read_text()), RESULTS / "replay.png")
+    if args.redraw:
+        for done in ("replay", "replay_sweep", "replay_held_out"):
+            if (RESULTS / f"{done}.json").is_file():
+                record = json.loads((RESULTS / f"{done}.json").read_text())
+                (RESULTS / f"{done}.md").write_text(markdown(record), encoding="utf-8")
+                if done == "replay":
+                    plot(record, RESULTS / "replay.png")
         return
     seeds = list(range(1, 1 + (2 if args.quick else args.seeds)))
     if args.sweep:
