@@ -16,10 +16,9 @@ the new item's provenance:
    so |IP| stays put. With nothing to drop the pool is kept and no LLM call is made. The new items'
    ``dropped`` note lists each dropped id with its P(worse).
 2. **Exploit** target by Thompson sampling over the kept items (``exploit_target="mean"``: the highest
-   posterior mean CTR first, which favours the best-measured item over one that is merely uncertain),
-   skipping targets whose aspect already
-   has ``max_per_aspect`` live items (the paper's "more than 2 questions on that topic" rule, enforced
-   by :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
+   posterior mean CTR first), skipping targets whose aspect already has ``max_per_aspect`` live items
+   (the paper's "more than 2 questions on that topic" rule, enforced by
+   :class:`~clickloop.strategies.aspects.AspectGrouper`). The LLM sees no numbers: the ``n_ranked``
    items of the history with the highest posterior mean CTR, ordered from least to most clicked (what
    users like, as an order a small model can follow), the target and the items on its aspect; it
    writes one new item on that aspect. ``exploit_prompt="paper"`` writes it from explore-exploit's
@@ -186,14 +185,18 @@ class GuidedExploreExploit:
             record.stats.clicks + round(self.history_weight * older.clicks),
         )
 
+    def posterior_means(self, evidence: list[ItemStats]) -> np.ndarray:
+        """The posterior mean CTR of each of ``evidence`` (clicks per impression) under :attr:`prior`."""
+        alpha, beta = posteriors(evidence, self.prior)
+        return alpha / (alpha + beta)
+
     def droppable(self, records: list[ItemRecord], rng: np.random.Generator) -> tuple[list[str], dict[str, float]]:
         """Ids that may go (lowest posterior mean first, at most ``n_explore + n_exploit``) and, per pool
         item, P(worse than the best other)."""
         stats = [r.total for r in records]
         evidence = [self.evidence(r) for r in records]
         p_worse = prob_below_best(evidence, rng, self.prior)
-        alpha, beta = posteriors(evidence, self.prior)
-        means = alpha / (alpha + beta)
+        means = self.posterior_means(evidence)
         eligible = [
             k
             for k, s in enumerate(stats)
@@ -211,8 +214,7 @@ class GuidedExploreExploit:
         """The ``n_ranked`` records of highest posterior mean CTR, ascending, as ``Question:`` lines."""
         if self.n_ranked == 0:
             return "(none yet)"
-        alpha, beta = posteriors([self.evidence(r) for r in records], self.prior)
-        means = alpha / (alpha + beta)
+        means = self.posterior_means([self.evidence(r) for r in records])
         best = sorted(range(len(records)), key=lambda k: (means[k], -k))[-self.n_ranked :]
         return render_questions([records[k] for k in best])
 
@@ -250,8 +252,8 @@ class GuidedExploreExploit:
         if self.exploit_target == "thompson":
             order = thompson_order(evidence, rng, self.prior)
         else:
-            alpha, beta = posteriors(evidence, self.prior)
-            order = sorted(range(len(kept)), key=lambda k: (-alpha[k] / (alpha[k] + beta[k]), k))
+            means = self.posterior_means(evidence)
+            order = sorted(range(len(kept)), key=lambda k: (-means[k], k))
         target, skipped = kept[order[0]], []
         for k in order:
             on_aspect = sum(grouper.similarity(kept[k].item.text, t, topic) >= grouper.cutoff for t in live_texts)

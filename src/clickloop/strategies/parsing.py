@@ -13,9 +13,9 @@ from clickloop.errors import ParseError
 
 _NEW_QUESTION = re.compile(r"new\s+question\s*[:：]\s*(.+)", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:\d+\s*[.):-]|[-*•]|q\d+\s*[:.)])\s*", re.IGNORECASE)
-# a CTR echoed after the question, e.g. "... leak? CTR: 14.0%" or "... leak? (14.0%)"
 # the prompt's own label repeated by the model: "New Question: Question: Is it safe?" (seen on the 1.5B)
 _LABEL = re.compile(r"^(?:(?:new\s+)?question\s*\d*\s*[:：]\s*)+", re.IGNORECASE)
+# a CTR echoed after the question, e.g. "... leak? CTR: 14.0%" or "... leak? (14.0%)"
 _TRAILING_CTR = re.compile(r"\s*(?:[-–(|]\s*)?(?:ctr\s*[:=]?\s*)?\d+(?:\.\d+)?\s*%\)?\s*$", re.IGNORECASE)
 
 
