@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import tempfile
 import time
@@ -42,6 +44,7 @@ from tqdm import tqdm
 from clickloop.experiment.config import build_config
 from clickloop.experiment.runner import run_experiment
 from clickloop.llm.scripted import ScriptedLLM
+from clickloop.simulator.click_model import ClickModel
 
 TOPICS = ["Cookware Sets", "Spray Bottles", "TV Antennas"]
 PERSONAS = ["Quality", "Ethical Considerations"]
@@ -82,14 +85,17 @@ SWEEP: dict[str, dict[str, Any]] = {
     "10 items": {"pool_size": 10},
     "30 items": {"pool_size": 30},
 }
-for _label, _change in SWEEP.items():
-    _strategy, _options = ARMS[SWEEP_BASE]
-    _run_options = {"pool_size": _change["pool_size"]} if "pool_size" in _change else {}
-    _guided = {k: v for k, v in _change.items() if k != "pool_size"}
-    ARMS[_label] = (
-        _strategy,
-        {**_options, **_run_options, "strategy_options": {"guided-ee": {**SHORTEN_OPTIONS, **_guided}}},
-    )
+
+
+def sweep_arm(change: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """:data:`SWEEP_BASE` with one change: ``pool_size`` is a run option, the rest guided-ee options."""
+    strategy, options = ARMS[SWEEP_BASE]
+    guided = {**SHORTEN_OPTIONS, **{k: v for k, v in change.items() if k != "pool_size"}}
+    run = {"pool_size": change["pool_size"]} if "pool_size" in change else {}
+    return strategy, {**options, **run, "strategy_options": {"guided-ee": guided}}
+
+
+ARMS.update({label: sweep_arm(change) for label, change in SWEEP.items()})
 
 # the committed LLM runs each arm is checked against: run folder, strategy, served as
 LLM_RUNS: dict[int, dict[str, list[tuple[str, str]]]] = {
@@ -144,7 +150,7 @@ def run_arm(
             **options,
         }
     )
-    out = out_root / f"{budget}-{persona}-{arm}".replace(" ", "_").replace("|", "").replace(",", "")
+    out = out_root / re.sub(r"[^A-Za-z0-9.]+", "-", f"{budget}-{persona}-{arm}")
     writer = ScriptedLLM(_replay.make_writer(bank, persona), backend_id="replay-1.5b")
     outcome = run_experiment(config, out, backend=writer)
     cells = outcome.summary["results"][persona][strategy]["cells"]
@@ -230,6 +236,7 @@ def markdown(record: dict[str, Any]) -> str:
             if arm in SWEEP and abs(row["minus_base"][0]) > row["minus_base"][1]
         ]
         compared = sum(arm in SWEEP for by in record["budgets"].values() for rows in by.values() for arm in rows)
+        lines += [resolution(), ""]
         lines += [
             f"Differences from the base beyond their 95% interval: {len(beyond)} of {compared} "
             f"(about {0.05 * compared:.1f} expected by chance)" + (": " + "; ".join(beyond) if beyond else "."),
@@ -239,6 +246,23 @@ def markdown(record: dict[str, Any]) -> str:
         inside, total = agreement(record)
         lines += [f"Replayed Last CTR inside the 95% interval of the LLM runs of its arm: {inside} of {total}.", ""]
     return "\n".join(lines)
+
+
+def resolution(better: float = 8.1, worse: float = 7.9, beside: float = 8.0) -> str:
+    """What telling two close items apart costs at the paper's T, RS and K (Eq. 1): each one's clicks per
+    impression when shown beside K - 1 items scoring ``beside``, and the impressions each needs before
+    the two are two standard errors apart."""
+    model = ClickModel()
+    others = (model.k_shown - 1) * math.exp(beside / model.temperature)
+    reject = math.exp(model.rejection_score / model.temperature)
+    p = [math.exp(s / model.temperature) / (reject + others + math.exp(s / model.temperature)) for s in (better, worse)]
+    n = (p[0] * (1 - p[0]) + p[1] * (1 - p[1])) * (2 / (p[0] - p[1])) ** 2
+    return (
+        f"Eq. 1 (T = {model.temperature}, RS = {model.rejection_score}, K = {model.k_shown}): an item scoring "
+        f"{better} is clicked {100 * p[0]:.1f}% of its impressions and one scoring {worse} {100 * p[1]:.1f}%, "
+        f"each shown beside items scoring {beside}; they are two standard errors apart after about {n:,.0f} "
+        "impressions each."
+    )
 
 
 def agreement(record: dict[str, Any]) -> tuple[int, int]:
